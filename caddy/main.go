@@ -5,6 +5,8 @@ package main
 import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
+	_ "github.com/caddy-session-auth/caddy-session-auth/caddymodule"
+
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 )
 

@@ -1,0 +1,156 @@
+package caddymodule
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("session_auth", parseCaddyfile)
+	// Authentication goes where Caddy's own basic_auth goes, so the directive
+	// works without an `order` option or a route block.
+	httpcaddyfile.RegisterDirectiveOrder("session_auth", httpcaddyfile.Before, "basic_auth")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	s := new(SessionAuth)
+	err := s.UnmarshalCaddyfile(h.Dispenser)
+	return s, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	session_auth {
+//	    users_db             <path>
+//	    redis                [<url>]
+//	    redis_key_prefix     <prefix>
+//	    api_prefix           <path>
+//	    session_cookie       <name> [<max_age>]
+//	    csrf_cookie          <name> [<max_age>]
+//	    cors_origins         <origin...>
+//	    csrf_trusted_origins <origin...>
+//	    max_body_size        <size>
+//	    hash_concurrency     <n>
+//	    db_lock_timeout      <duration>
+//	    identity_headers     <user_id> <username> <email>
+//	}
+//
+// `redis` with no URL (e.g. an unset environment variable) keeps sessions in
+// the users_db file.
+func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "users_db":
+			if !d.AllArgs(&s.UsersDB) {
+				return d.ArgErr()
+			}
+		case "redis":
+			args := d.RemainingArgs()
+			switch len(args) {
+			case 0:
+				s.Redis = ""
+			case 1:
+				s.Redis = args[0]
+			default:
+				return d.ArgErr()
+			}
+		case "redis_key_prefix":
+			if !d.AllArgs(&s.RedisKeyPrefix) {
+				return d.ArgErr()
+			}
+		case "api_prefix":
+			if !d.AllArgs(&s.APIPrefix) {
+				return d.ArgErr()
+			}
+		case "session_cookie":
+			if err := cookieArgs(d, &s.SessionCookie, &s.SessionMaxAge); err != nil {
+				return err
+			}
+		case "csrf_cookie":
+			if err := cookieArgs(d, &s.CSRFCookie, &s.CSRFMaxAge); err != nil {
+				return err
+			}
+		case "cors_origins":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			s.CORSOrigins = append(s.CORSOrigins, args...)
+		case "csrf_trusted_origins":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			s.CSRFTrustedOrigins = append(s.CSRFTrustedOrigins, args...)
+		case "max_body_size":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			n, err := humanize.ParseBytes(v)
+			if err != nil || n == 0 || n > 1<<30 {
+				return d.Errf("max_body_size: invalid size %q", v)
+			}
+			s.MaxBodyBytes = int64(n)
+		case "hash_concurrency":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return d.Errf("hash_concurrency: want a positive integer, got %q", v)
+			}
+			s.HashConcurrency = n
+		case "db_lock_timeout":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("db_lock_timeout: invalid duration %q", v)
+			}
+			s.DBLockTimeout = caddy.Duration(dur)
+		case "identity_headers":
+			var ih IdentityHeaders
+			if !d.AllArgs(&ih.UserID, &ih.Username, &ih.Email) {
+				return d.ArgErr()
+			}
+			s.IdentityHeaders = &ih
+		default:
+			return d.Errf("unknown session_auth subdirective %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// cookieArgs reads `<name> [<max_age>]`.
+func cookieArgs(d *caddyfile.Dispenser, name *string, maxAge *caddy.Duration) error {
+	sub := d.Val()
+	args := d.RemainingArgs()
+	if len(args) == 0 || len(args) > 2 {
+		return d.ArgErr()
+	}
+	*name = args[0]
+	if len(args) == 2 {
+		dur, err := caddy.ParseDuration(args[1])
+		if err != nil || dur <= 0 {
+			return d.Errf("%s: invalid max age %q", sub, args[1])
+		}
+		*maxAge = caddy.Duration(dur)
+	}
+	return nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*SessionAuth)(nil)

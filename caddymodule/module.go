@@ -1,0 +1,271 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/passwords"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
+)
+
+func init() {
+	caddy.RegisterModule(SessionAuth{})
+}
+
+// Defaults, as the Django backend had them.
+const (
+	defaultAPIPrefix     = "/api"
+	defaultSessionCookie = "sessionid"
+	defaultCSRFCookie    = "csrftoken"
+	defaultSessionAge    = caddy.Duration(1209600 * time.Second) // two weeks
+	defaultCSRFAge       = caddy.Duration(31449600 * time.Second)
+	defaultMaxBody       = 64 << 10
+	defaultRedisPrefix   = "session_auth:session:"
+	defaultDBLockTimeout = caddy.Duration(3 * time.Second)
+)
+
+// SessionAuth is an HTTP handler that answers a session-login JSON API
+// (register, login, logout, current user) under APIPrefix and gates every
+// other request: anonymous ones are refused, authenticated ones go on to the
+// next handler (typically reverse_proxy) with the user's identity in request
+// headers and in the {http.auth.user.*} placeholders.
+type SessionAuth struct {
+	// UsersDB is the bbolt file that holds users, and sessions too when Redis
+	// is not set. Default: session_auth/users.db in Caddy's data directory.
+	UsersDB string `json:"users_db,omitempty"`
+
+	// Redis is the URL of the Redis server that holds sessions:
+	// redis://[:password@]host:port/db, or rediss:// for TLS. Empty keeps
+	// sessions in the UsersDB file.
+	Redis string `json:"redis,omitempty"`
+
+	// RedisKeyPrefix prefixes every session key in Redis.
+	// Default: "session_auth:session:".
+	RedisKeyPrefix string `json:"redis_key_prefix,omitempty"`
+
+	// APIPrefix is the path under which the API's endpoints live
+	// (register/, login/, logout/, user/, protected/). Default: "/api".
+	APIPrefix string `json:"api_prefix,omitempty"`
+
+	// SessionCookie names the session cookie. Default: "sessionid".
+	SessionCookie string `json:"session_cookie,omitempty"`
+
+	// SessionMaxAge is both the session lifetime and the session cookie's
+	// Max-Age. Default: two weeks.
+	SessionMaxAge caddy.Duration `json:"session_max_age,omitempty"`
+
+	// CSRFCookie names the cookie that carries the (masked) CSRF token.
+	// Default: "csrftoken".
+	CSRFCookie string `json:"csrf_cookie,omitempty"`
+
+	// CSRFMaxAge is the CSRF cookie's Max-Age. Default: 364 days.
+	CSRFMaxAge caddy.Duration `json:"csrf_max_age,omitempty"`
+
+	// CORSOrigins lists the origins (scheme://host[:port], exact) allowed to
+	// call with credentials, as django-cors-headers' CORS_ALLOWED_ORIGINS.
+	CORSOrigins []string `json:"cors_origins,omitempty"`
+
+	// CSRFTrustedOrigins are origins, besides the request's own and the CORS
+	// origins, from which unsafe requests with a session are accepted.
+	CSRFTrustedOrigins []string `json:"csrf_trusted_origins,omitempty"`
+
+	// MaxBodyBytes bounds API request bodies; larger ones get 413.
+	// Default: 65536.
+	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
+
+	// HashConcurrency bounds how many password hashes run at once (each
+	// takes 19 MiB), so a login flood cannot exhaust memory.
+	// Default: the number of CPUs.
+	HashConcurrency int `json:"hash_concurrency,omitempty"`
+
+	// DBLockTimeout is how long to wait for the UsersDB file lock before
+	// failing (another process holds it). Default: 3s.
+	DBLockTimeout caddy.Duration `json:"db_lock_timeout,omitempty"`
+
+	// IdentityHeaders names the request headers that carry the user's
+	// identity to the upstream. Defaults: X-Auth-User-Id, X-Auth-Username,
+	// X-Auth-Email.
+	IdentityHeaders *IdentityHeaders `json:"identity_headers,omitempty"`
+
+	logger   *zap.Logger
+	db       *sharedDB
+	dbKey    string
+	redisKey string
+	users    users.Store
+	sessions *scs.SessionManager
+	hasher   *passwords.Hasher
+	origins  originSet // CORS origins
+	trusted  originSet // CORS + CSRF trusted origins
+	routes   map[string]endpoint
+	strip    headerNames
+}
+
+// IdentityHeaders names the headers set on requests to the upstream.
+type IdentityHeaders struct {
+	UserID   string `json:"user_id,omitempty"`
+	Username string `json:"username,omitempty"`
+	Email    string `json:"email,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (SessionAuth) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.session_auth",
+		New: func() caddy.Module { return new(SessionAuth) },
+	}
+}
+
+// Provision fills in defaults and opens (or shares) the stores.
+func (s *SessionAuth) Provision(ctx caddy.Context) error {
+	s.logger = ctx.Logger()
+	s.setDefaults()
+	var err error
+	if s.origins, err = parseOrigins(s.CORSOrigins); err != nil {
+		return fmt.Errorf("cors_origins: %v", err)
+	}
+	trusted, err := parseOrigins(s.CSRFTrustedOrigins)
+	if err != nil {
+		return fmt.Errorf("csrf_trusted_origins: %v", err)
+	}
+	s.trusted = s.origins.union(trusted)
+	s.routes = s.buildRoutes()
+	s.strip = newHeaderNames(s.IdentityHeaders.UserID, s.IdentityHeaders.Username, s.IdentityHeaders.Email)
+	s.hasher = passwords.NewHasher(passwords.DefaultParams, s.HashConcurrency)
+
+	if s.db, s.dbKey, err = openSharedDB(s.UsersDB, time.Duration(s.DBLockTimeout)); err != nil {
+		return err
+	}
+	s.users = s.db.users
+
+	s.sessions = scs.New()
+	s.sessions.Lifetime = time.Duration(s.SessionMaxAge)
+	s.sessions.HashTokenInStore = true
+	s.sessions.Codec = corruptSafeCodec{}
+	s.sessions.Cookie.Name = s.SessionCookie
+	if s.Redis == "" {
+		s.sessions.Store = s.db.sessions
+		return nil
+	}
+	pool, key, err := openSharedRedis(s.Redis)
+	if err != nil {
+		return err
+	}
+	s.redisKey = key
+	s.sessions.Store = newRedisStore(pool, s.RedisKeyPrefix)
+	if err := pingRedis(pool); err != nil {
+		// Start anyway: sessions come back when Redis does.
+		s.logger.Warn("redis unreachable at start; session requests will get 503 until it is back",
+			zap.String("redis", redactURL(s.Redis)), zap.Error(err))
+	}
+	return nil
+}
+
+func (s *SessionAuth) setDefaults() {
+	if s.UsersDB == "" {
+		s.UsersDB = filepath.Join(caddy.AppDataDir(), "session_auth", "users.db")
+	}
+	if s.RedisKeyPrefix == "" {
+		s.RedisKeyPrefix = defaultRedisPrefix
+	}
+	if s.APIPrefix == "" {
+		s.APIPrefix = defaultAPIPrefix
+	}
+	s.APIPrefix = "/" + strings.Trim(s.APIPrefix, "/")
+	if s.APIPrefix == "/" {
+		s.APIPrefix = ""
+	}
+	if s.SessionCookie == "" {
+		s.SessionCookie = defaultSessionCookie
+	}
+	if s.CSRFCookie == "" {
+		s.CSRFCookie = defaultCSRFCookie
+	}
+	if s.SessionMaxAge <= 0 {
+		s.SessionMaxAge = defaultSessionAge
+	}
+	if s.CSRFMaxAge <= 0 {
+		s.CSRFMaxAge = defaultCSRFAge
+	}
+	if s.MaxBodyBytes <= 0 {
+		s.MaxBodyBytes = defaultMaxBody
+	}
+	if s.DBLockTimeout <= 0 {
+		s.DBLockTimeout = defaultDBLockTimeout
+	}
+	if s.IdentityHeaders == nil {
+		s.IdentityHeaders = new(IdentityHeaders)
+	}
+	ih := s.IdentityHeaders
+	if ih.UserID == "" {
+		ih.UserID = "X-Auth-User-Id"
+	}
+	if ih.Username == "" {
+		ih.Username = "X-Auth-Username"
+	}
+	if ih.Email == "" {
+		ih.Email = "X-Auth-Email"
+	}
+}
+
+// Validate checks settings that Provision cannot fix.
+func (s *SessionAuth) Validate() error {
+	if s.SessionCookie == s.CSRFCookie {
+		return fmt.Errorf("session_cookie and csrf_cookie must differ")
+	}
+	for _, name := range []string{s.SessionCookie, s.CSRFCookie} {
+		if !validCookieName(name) {
+			return fmt.Errorf("invalid cookie name %q", name)
+		}
+	}
+	if s.Redis != "" {
+		if _, err := url.Parse(s.Redis); err != nil {
+			return fmt.Errorf("redis: invalid URL")
+		}
+	}
+	return nil
+}
+
+// Cleanup releases the shared stores this instance acquired.
+func (s *SessionAuth) Cleanup() error {
+	var firstErr error
+	if s.redisKey != "" {
+		if _, err := redisPool.Delete(s.redisKey); err != nil {
+			firstErr = err
+		}
+	}
+	if s.dbKey != "" {
+		if _, err := dbPool.Delete(s.dbKey); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+func validCookieName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?={}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*SessionAuth)(nil)
+	_ caddy.Validator             = (*SessionAuth)(nil)
+	_ caddy.CleanerUpper          = (*SessionAuth)(nil)
+	_ caddyhttp.MiddlewareHandler = (*SessionAuth)(nil)
+)

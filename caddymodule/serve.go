@@ -1,0 +1,79 @@
+package caddymodule
+
+import (
+	"net"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// ServeHTTP strips spoofed identity headers, answers CORS preflights, serves
+// the API's own routes and gates everything else.
+func (s *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	s.strip.stripIdentity(r.Header)
+	if isPreflight(r) {
+		s.answerPreflight(w, r)
+		return nil
+	}
+	w = s.withCORS(w, r)
+	if ep, ok := s.routes[r.URL.Path]; ok {
+		s.serveAPI(w, r, ep)
+		return nil
+	}
+	if _, ok := s.routes[r.URL.Path+"/"]; ok {
+		redirectSlash(w, r)
+		return nil
+	}
+	return s.gate(w, r, next)
+}
+
+// redirectSlash sends a slash-less API path to its slashed form with 308,
+// which keeps the method and body (Django's APPEND_SLASH uses 301).
+func redirectSlash(w http.ResponseWriter, r *http.Request) {
+	target := r.URL.EscapedPath() + "/"
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
+	w.Header().Set("Location", target)
+	w.Header()["Content-Length"] = valZero
+	w.WriteHeader(http.StatusPermanentRedirect)
+}
+
+// gate lets a request with a live session through to next, with the user's
+// identity; anything else is refused.
+func (s *SessionAuth) gate(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	auth, err := s.authenticate(r)
+	if err != nil {
+		s.storeFailure(w, "reading session", err)
+		return nil
+	}
+	if auth.who == nil {
+		if auth.stale {
+			s.expireSessionCookie(w, r)
+		}
+		writeJSON(w, http.StatusForbidden, bodyNotAuthenticated)
+		return nil
+	}
+	if isUnsafe(r.Method) {
+		if body := s.checkCSRF(r, auth.who); body != nil {
+			writeJSON(w, http.StatusForbidden, body)
+			return nil
+		}
+	}
+	s.setIdentity(r, auth.who.user)
+	dropCookie(r.Header, s.SessionCookie)
+	return next.ServeHTTP(w, r)
+}
+
+// clientIP is the client address as Caddy determined it (honouring
+// trusted_proxies), for logs.
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,110 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"time"
+
+	"github.com/alexedwards/scs/redisstore"
+	"github.com/alexedwards/scs/v2"
+	"github.com/caddyserver/caddy/v2"
+	"github.com/gomodule/redigo/redis"
+	"go.etcd.io/bbolt"
+
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/sessions"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
+)
+
+// Reloads provision the new config before cleaning up the old one, and bbolt
+// holds an exclusive file lock: the open DB (and the Redis pool) are shared
+// across configs through usage pools, keyed by what identifies them.
+var (
+	dbPool    = caddy.NewUsagePool()
+	redisPool = caddy.NewUsagePool()
+)
+
+// sessionCleanupInterval is how often expired sessions are purged from bbolt.
+const sessionCleanupInterval = 10 * time.Minute
+
+// sharedDB is one open bbolt file with the stores over it.
+type sharedDB struct {
+	db       *bbolt.DB
+	users    *users.BoltStore
+	sessions *sessions.BoltStore
+}
+
+func (d *sharedDB) Destruct() error {
+	d.sessions.Close()
+	return d.db.Close()
+}
+
+func openSharedDB(path string, lockTimeout time.Duration) (*sharedDB, string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("users_db %q: %v", path, err)
+	}
+	key := filepath.Clean(abs)
+	v, _, err := dbPool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		db, err := users.OpenDB(key, lockTimeout)
+		if err != nil {
+			return nil, err
+		}
+		us, err := users.NewBoltStore(db)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("users_db %s: %v", key, err)
+		}
+		ss, err := sessions.NewBoltStore(db, sessionCleanupInterval)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("users_db %s: %v", key, err)
+		}
+		return &sharedDB{db: db, users: us, sessions: ss}, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return v.(*sharedDB), key, nil
+}
+
+type sharedRedis struct{ pool *redis.Pool }
+
+func (r sharedRedis) Destruct() error { return r.pool.Close() }
+
+func openSharedRedis(rawURL string) (*redis.Pool, string, error) {
+	v, _, err := redisPool.LoadOrNew(rawURL, func() (caddy.Destructor, error) {
+		pool, err := sessions.NewRedisPool(rawURL, sessions.PoolOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("redis %s: %v", redactURL(rawURL), err)
+		}
+		return sharedRedis{pool}, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return v.(sharedRedis).pool, rawURL, nil
+}
+
+func newRedisStore(pool *redis.Pool, prefix string) scs.Store {
+	return redisstore.NewWithPrefix(pool, prefix)
+}
+
+func pingRedis(pool *redis.Pool) error {
+	conn := pool.Get()
+	defer conn.Close()
+	_, err := conn.Do("PING")
+	return err
+}
+
+// redactURL hides a password in a Redis URL, for logs and errors.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+var errStoreUnavailable = errors.New("session store unavailable")
