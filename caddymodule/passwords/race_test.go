@@ -1,0 +1,5 @@
+//go:build race
+
+package passwords
+
+func init() { raceEnabled = true }
