@@ -2,10 +2,8 @@ package caddymodule
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/csrf"
-	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/sessions"
 )
 
 func isUnsafe(method string) bool {
@@ -38,20 +36,4 @@ func (s *SessionAuth) ownOrigin(r *http.Request) string {
 		return "https://" + r.Host
 	}
 	return "http://" + r.Host
-}
-
-// corruptSafeCodec marks decode failures so that a mangled session record
-// reads as "no session" rather than as a store outage.
-type corruptSafeCodec struct{ sessions.Codec }
-
-type corruptError struct{ error }
-
-func (corruptError) Corrupt() bool { return true }
-
-func (c corruptSafeCodec) Decode(b []byte) (time.Time, map[string]any, error) {
-	t, v, err := c.Codec.Decode(b)
-	if err != nil {
-		return t, v, corruptError{err}
-	}
-	return t, v, nil
 }

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/passwords"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/sessions"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
 )
 
@@ -148,7 +149,7 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	s.sessions = scs.New()
 	s.sessions.Lifetime = time.Duration(s.SessionMaxAge)
 	s.sessions.HashTokenInStore = true
-	s.sessions.Codec = corruptSafeCodec{}
+	s.sessions.Codec = sessions.Codec{}
 	s.sessions.Cookie.Name = s.SessionCookie
 	if s.Redis == "" {
 		s.sessions.Store = s.db.sessions

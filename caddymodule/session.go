@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/csrf"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/sessions"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
 )
 
@@ -85,8 +86,7 @@ func plausibleToken(t string) bool {
 // isCorrupt tells a session record that does not decode (treated as no
 // session) from a store that failed (treated as unavailable).
 func isCorrupt(err error) bool {
-	var ce interface{ Corrupt() bool }
-	return errors.As(err, &ce) && ce.Corrupt()
+	return errors.Is(err, sessions.ErrCorrupt)
 }
 
 // startSession ends the request's current session, if any, and commits a

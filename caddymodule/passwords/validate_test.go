@@ -2,6 +2,7 @@ package passwords
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -66,13 +67,47 @@ func TestValidate(t *testing.T) {
 }
 
 func TestCommonPasswordList(t *testing.T) {
-	// 19,727 distinct lowercased entries in Django 3.2's file.
-	if n := len(loadCommonPasswords()); n != 19727 {
-		t.Errorf("common password list has %d entries, want 19727", n)
+	// Distinct lowercased entries: Django 3.2's 19,727, zxcvbn 4.4.2's
+	// 30,000, 40,255 in their union (see data/README.md).
+	for _, tc := range []struct {
+		name string
+		gz   []byte
+		want int
+	}{
+		{"django", djangoPasswordsGz, 19727},
+		{"zxcvbn", zxcvbnPasswordsGz, 30000},
+	} {
+		m := make(map[string]struct{})
+		if err := addPasswordList(m, tc.gz); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if len(m) != tc.want {
+			t.Errorf("%s list has %d entries, want %d", tc.name, len(m), tc.want)
+		}
 	}
-	for _, pw := range []string{"bigpimpin1", "chobits", "password"} { // first, last, famous
-		if !isCommon(pw) {
-			t.Errorf("%q not found", pw)
+	n := len(loadCommonPasswords())
+	if n < 20000 {
+		t.Errorf("merged common password list has %d entries, want at least 20000", n)
+	}
+	if n != 40255 {
+		t.Errorf("merged common password list has %d entries, want 40255", n)
+	}
+	for _, tc := range []struct{ source, password string }{
+		{"django only, first line", "bigpimpin1"},
+		{"django only", "manman1"},
+		{"django, last line", "chobits"},
+		{"both", "password"},
+		{"zxcvbn only", "razz"},
+		{"zxcvbn only", "Detlef"},
+		{"zxcvbn only, last entry", " GEEKBOY\t"},
+	} {
+		if got := Validate(tc.password, nil); !slices.Contains(got, "This password is too common.") {
+			t.Errorf("%s: Validate(%q) = %q, want it refused as too common", tc.source, tc.password, got)
+		}
+	}
+	for _, pw := range []string{"correct horse battery staple", "Tr0ub4dor&3-alice", ""} {
+		if isCommon(pw) {
+			t.Errorf("%q unexpectedly common", pw)
 		}
 	}
 }
