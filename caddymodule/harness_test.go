@@ -39,6 +39,7 @@ func TestMain(m *testing.M) {
 // upstream that echoes what it received.
 type site struct {
 	t        testing.TB
+	port     int
 	base     string // http://127.0.0.1:port
 	dbPath   string
 	upstream *httptest.Server
@@ -88,8 +89,25 @@ func freePort(t testing.TB) int {
 func startSite(t testing.TB, redisURL string, extra string) *site {
 	t.Helper()
 	s := &site{t: t, dbPath: filepath.Join(t.TempDir(), "users.db"), upstream: echoUpstream(t)}
-	port := freePort(t)
-	s.base = fmt.Sprintf("http://127.0.0.1:%d", port)
+	s.port = freePort(t)
+	s.base = fmt.Sprintf("http://127.0.0.1:%d", s.port)
+	s.reloadWith(redisURL, extra)
+	s.client = &http.Client{
+		Timeout:       15 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	t.Cleanup(func() {
+		if err := caddy.Stop(); err != nil {
+			t.Errorf("stopping caddy: %v", err)
+		}
+	})
+	return s
+}
+
+// reloadWith loads the site's config (again) with the given extra
+// session_auth lines, as `caddy reload` would.
+func (s *site) reloadWith(redisURL, extra string) {
+	s.t.Helper()
 	redisLine := ""
 	if redisURL != "" {
 		redisLine = "redis " + redisURL
@@ -108,18 +126,13 @@ http://127.0.0.1:%d {
 	}
 	reverse_proxy %s
 }
-`, filepath.Join(os.Getenv("XDG_DATA_HOME"), "caddy"), port, s.dbPath, redisLine, extra, strings.TrimPrefix(s.upstream.URL, "http://"))
+`, filepath.Join(os.Getenv("XDG_DATA_HOME"), "caddy"), s.port, s.dbPath, redisLine, extra, strings.TrimPrefix(s.upstream.URL, "http://"))
 	s.load(cfg)
-	s.client = &http.Client{
-		Timeout:       15 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	if s.client != nil {
+		// A reload may close idle keep-alive connections; don't send a POST
+		// into one (Go's client retries only idempotent requests).
+		s.client.CloseIdleConnections()
 	}
-	t.Cleanup(func() {
-		if err := caddy.Stop(); err != nil {
-			t.Errorf("stopping caddy: %v", err)
-		}
-	})
-	return s
 }
 
 func (s *site) load(caddyfile string) {
