@@ -22,6 +22,8 @@ type endpoint struct {
 	allow        []string // the Allow header
 	methods      []string // methods the handler serves, besides OPTIONS
 	serve        func(s *SessionAuth, w http.ResponseWriter, r *http.Request, auth authResult)
+	// raw endpoints do their own checks (forward-auth, the sign-in page).
+	raw func(s *SessionAuth, w http.ResponseWriter, r *http.Request)
 }
 
 var (
@@ -39,6 +41,8 @@ func (s *SessionAuth) buildRoutes() map[string]endpoint {
 		p + "/logout/":    {name: "Logout", needsSession: true, allow: allowPost, methods: postOnly, serve: (*SessionAuth).logout},
 		p + "/user/":      {name: "User", needsSession: true, allow: allowGet, methods: getHead, serve: (*SessionAuth).currentUser},
 		p + "/protected/": {name: "Protected", needsSession: true, allow: allowGet, methods: getHead, serve: (*SessionAuth).currentUser},
+		p + "/auth/":      {raw: (*SessionAuth).forwardAuth},
+		p + "/" + s.LoginPage: {raw: func(s *SessionAuth, w http.ResponseWriter, r *http.Request) { s.page.serve(w, r) }},
 	}
 }
 

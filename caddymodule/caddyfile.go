@@ -38,7 +38,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    hash_concurrency     <n>
 //	    db_lock_timeout      <duration>
 //	    identity_headers     <user_id> <username> <email>
+//	    public               <path_pattern...>
+//	    login_redirect       [<url>]
+//	    login_page           <path>
 //	}
+//
+// `login_redirect` with no URL uses the built-in sign-in page.
 //
 // `redis` with no URL (e.g. an unset environment variable) keeps sessions in
 // the users_db file.
@@ -121,6 +126,31 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("db_lock_timeout: invalid duration %q", v)
 			}
 			s.DBLockTimeout = caddy.Duration(dur)
+		case "public":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			for _, a := range args {
+				if a == "" || (a[0] != '/' && a[0] != '*') {
+					return d.Errf("public: %q is not a path pattern (it must start with / or *)", a)
+				}
+			}
+			s.PublicPaths = append(s.PublicPaths, args...)
+		case "login_redirect":
+			args := d.RemainingArgs()
+			switch len(args) {
+			case 0:
+				s.LoginRedirect = "builtin"
+			case 1:
+				s.LoginRedirect = args[0]
+			default:
+				return d.ArgErr()
+			}
+		case "login_page":
+			if !d.AllArgs(&s.LoginPage) {
+				return d.ArgErr()
+			}
 		case "identity_headers":
 			var ih IdentityHeaders
 			if !d.AllArgs(&ih.UserID, &ih.Username, &ih.Email) {

@@ -96,6 +96,24 @@ type SessionAuth struct {
 	// X-Auth-Email.
 	IdentityHeaders *IdentityHeaders `json:"identity_headers,omitempty"`
 
+	// PublicPaths are path patterns (Caddy's path matcher syntax: exact,
+	// prefix `/static/*`, suffix `*.css`, substring) that pass without a
+	// session and without identity headers. Only canonical paths qualify:
+	// a path with `..`, `//`, a backslash or an encoded `/`, `.` or `\` is
+	// never public, so it cannot reach a protected page through a public
+	// pattern.
+	PublicPaths []string `json:"public_paths,omitempty"`
+
+	// LoginRedirect, if set, sends browser navigations (GET or HEAD asking
+	// for text/html) that have no session to this URL with `next` set to the
+	// original path and query; API calls still get the JSON 403. The
+	// special value "builtin" is the built-in sign-in page.
+	LoginRedirect string `json:"login_redirect,omitempty"`
+
+	// LoginPage is where the built-in sign-in page is served, relative to
+	// APIPrefix. Default: "signin/".
+	LoginPage string `json:"login_page,omitempty"`
+
 	logger   *zap.Logger
 	db       *sharedDB
 	dbKey    string
@@ -106,6 +124,9 @@ type SessionAuth struct {
 	origins  originSet // CORS origins
 	trusted  originSet // CORS + CSRF trusted origins
 	routes   map[string]endpoint
+	public   caddyhttp.MatchPath
+	loginURL string // resolved LoginRedirect
+	page     signinPage
 	strip    headerNames
 }
 
@@ -137,6 +158,13 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("csrf_trusted_origins: %v", err)
 	}
 	s.trusted = s.origins.union(trusted)
+	s.public = caddyhttp.MatchPath(s.PublicPaths)
+	if err := s.public.Provision(ctx); err != nil {
+		return fmt.Errorf("public: %v", err)
+	}
+	if s.page, err = newSigninPage(s.APIPrefix); err != nil {
+		return err
+	}
 	s.routes = s.buildRoutes()
 	s.strip = newHeaderNames(s.IdentityHeaders.UserID, s.IdentityHeaders.Username, s.IdentityHeaders.Email)
 	s.hasher = passwords.NewHasher(passwords.DefaultParams, s.HashConcurrency)
@@ -201,6 +229,14 @@ func (s *SessionAuth) setDefaults() {
 	if s.DBLockTimeout <= 0 {
 		s.DBLockTimeout = defaultDBLockTimeout
 	}
+	if s.LoginPage == "" {
+		s.LoginPage = "signin/"
+	}
+	s.LoginPage = strings.Trim(s.LoginPage, "/") + "/"
+	s.loginURL = s.LoginRedirect
+	if s.loginURL == "builtin" {
+		s.loginURL = s.APIPrefix + "/" + s.LoginPage
+	}
 	if s.IdentityHeaders == nil {
 		s.IdentityHeaders = new(IdentityHeaders)
 	}
@@ -224,6 +260,12 @@ func (s *SessionAuth) Validate() error {
 	for _, name := range []string{s.SessionCookie, s.CSRFCookie} {
 		if !validCookieName(name) {
 			return fmt.Errorf("invalid cookie name %q", name)
+		}
+	}
+	if s.loginURL != "" {
+		u, err := url.Parse(s.loginURL)
+		if err != nil || (u.Scheme != "" && u.Scheme != "http" && u.Scheme != "https") || (u.Scheme == "" && !strings.HasPrefix(s.loginURL, "/")) {
+			return fmt.Errorf("login_redirect: want an absolute path or an http(s) URL, got %q", s.LoginRedirect)
 		}
 	}
 	if s.Redis != "" {

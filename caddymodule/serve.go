@@ -17,7 +17,11 @@ func (s *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	}
 	w = s.withCORS(w, r)
 	if ep, ok := s.routes[r.URL.Path]; ok {
-		s.serveAPI(w, r, ep)
+		if ep.raw != nil {
+			ep.raw(s, w, r)
+		} else {
+			s.serveAPI(w, r, ep)
+		}
 		return nil
 	}
 	if _, ok := s.routes[r.URL.Path+"/"]; ok {
@@ -42,6 +46,10 @@ func redirectSlash(w http.ResponseWriter, r *http.Request) {
 // gate lets a request with a live session through to next, with the user's
 // identity; anything else is refused.
 func (s *SessionAuth) gate(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if s.isPublic(r) {
+		dropCookie(r.Header, s.SessionCookie)
+		return next.ServeHTTP(w, r)
+	}
 	auth, err := s.authenticate(r)
 	if err != nil {
 		s.storeFailure(w, "reading session", err)
@@ -50,6 +58,10 @@ func (s *SessionAuth) gate(w http.ResponseWriter, r *http.Request, next caddyhtt
 	if auth.who == nil {
 		if auth.stale {
 			s.expireSessionCookie(w, r)
+		}
+		if s.wantsLoginRedirect(r, r.Method) {
+			s.redirectToLogin(w, r.URL.RequestURI())
+			return nil
 		}
 		writeJSON(w, http.StatusForbidden, bodyNotAuthenticated)
 		return nil

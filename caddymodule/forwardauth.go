@@ -1,0 +1,68 @@
+package caddymodule
+
+import (
+	"crypto/tls"
+	"net/http"
+	"strconv"
+)
+
+// forwardAuth answers `<prefix>/auth/` for another proxy's auth subrequest
+// (Caddy's forward_auth, nginx auth_request, Traefik ForwardAuth): 200 with
+// the identity headers for a live session, else the JSON 403 (or, for a
+// browser navigation with login_redirect set, 302 to the sign-in page).
+// The original method and URI come from X-Forwarded-Method/-Uri, so
+// unsafe requests are held to the CSRF rules as on the gate.
+func (s *SessionAuth) forwardAuth(w http.ResponseWriter, r *http.Request) {
+	method := r.Header.Get("X-Forwarded-Method")
+	if method == "" {
+		method = r.Method
+	}
+	auth, err := s.authenticate(r)
+	if err != nil {
+		s.storeFailure(w, "reading session", err)
+		return
+	}
+	if auth.who == nil {
+		if auth.stale {
+			s.expireSessionCookie(w, r)
+		}
+		if s.wantsLoginRedirect(r, method) {
+			next := r.Header.Get("X-Forwarded-Uri")
+			if next == "" || next[0] != '/' {
+				next = "/"
+			}
+			s.redirectToLogin(w, next)
+			return
+		}
+		writeJSON(w, http.StatusForbidden, bodyNotAuthenticated)
+		return
+	}
+	if isUnsafe(method) {
+		if body := s.checkCSRF(originalRequest(r), auth.who); body != nil {
+			writeJSON(w, http.StatusForbidden, body)
+			return
+		}
+	}
+	u := auth.who.user
+	h := w.Header()
+	h[s.strip.userID] = []string{strconv.FormatInt(u.ID, 10)}
+	h[s.strip.username] = []string{u.Username}
+	h[s.strip.email] = []string{u.Email}
+	writeValue(w, http.StatusOK, userJSON{u.ID, u.Username, u.Email})
+}
+
+// originalRequest is r as the proxy in front received it, for the Origin
+// check: the auth subrequest's own Host is the sidecar's, not the app's.
+func originalRequest(r *http.Request) *http.Request {
+	host := r.Header.Get("X-Forwarded-Host")
+	if host == "" {
+		return r
+	}
+	orig := *r
+	orig.Host = host
+	orig.TLS = nil
+	if r.Header.Get("X-Forwarded-Proto") == "https" {
+		orig.TLS = &tls.ConnectionState{}
+	}
+	return &orig
+}

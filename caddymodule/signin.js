@@ -1,0 +1,107 @@
+"use strict";
+(function () {
+  var api = API_PREFIX;
+  var $ = function (id) { return document.getElementById(id); };
+
+  // next must be a same-site relative path: "/x", never "//host", "/\host"
+  // or "scheme:", so the page cannot be used as an open redirect.
+  function safeNext() {
+    var next = new URLSearchParams(location.search).get("next") || "/";
+    if (next.charAt(0) !== "/" || next.charAt(1) === "/" || next.charAt(1) === "\\" ||
+        /[\u0000-\u001f\u007f]/.test(next) || next.indexOf(api + "/") === 0) {
+      return "/";
+    }
+    return next;
+  }
+
+  function csrfToken() {
+    var m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return m ? decodeURIComponent(m[1]) : "";
+  }
+
+  function call(method, path, body) {
+    var headers = { "Accept": "application/json" };
+    if (body) { headers["Content-Type"] = "application/json"; }
+    var token = csrfToken();
+    if (token) { headers["X-CSRFToken"] = token; }
+    return fetch(api + path, {
+      method: method, headers: headers, credentials: "same-origin",
+      body: body ? JSON.stringify(body) : undefined
+    }).then(function (r) {
+      return r.text().then(function (t) {
+        var data = {};
+        try { data = t ? JSON.parse(t) : {}; } catch (e) { data = { detail: "Unexpected response." }; }
+        return { status: r.status, data: data };
+      });
+    });
+  }
+
+  // Flatten DRF errors: {"field": ["msg"]} or {"detail": "msg"}.
+  function messages(data) {
+    var out = [];
+    Object.keys(data).forEach(function (k) {
+      var v = data[k];
+      var list = Array.isArray(v) ? v : [String(v)];
+      list.forEach(function (m) {
+        out.push(k === "detail" || k === "non_field_errors" ? m : k.replace("password2", "password (again)") + ": " + m);
+      });
+    });
+    return out.join("\n");
+  }
+
+  function show(view) {
+    ["signed-in", "signin-form", "register-form"].forEach(function (id) { $(id).hidden = id !== view; });
+    $("title").textContent = view === "register-form" ? "Create an account" : view === "signed-in" ? "Signed in" : "Sign in";
+  }
+  function say(id, text) { $(id).textContent = text || ""; $(id).hidden = !text; }
+
+  function signedIn(user) {
+    $("who").textContent = user.username;
+    $("continue").setAttribute("href", safeNext());
+    show("signed-in");
+  }
+
+  $("signin-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    say("error"); say("notice");
+    call("POST", "/login/", { username: $("signin-username").value, password: $("signin-password").value })
+      .then(function (r) {
+        if (r.status === 200) { location.assign(safeNext()); return; }
+        say("error", messages(r.data));
+      }, function () { say("error", "Network error, try again."); });
+  });
+
+  $("register-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    say("error"); say("notice");
+    var username = $("register-username").value;
+    call("POST", "/register/", {
+      username: username, email: $("register-email").value,
+      password: $("register-password").value, password2: $("register-password2").value
+    }).then(function (r) {
+      if (r.status === 201) {
+        $("signin-username").value = r.data.username || username;
+        show("signin-form");
+        say("notice", "Account created. Sign in to continue.");
+        $("signin-password").focus();
+        return;
+      }
+      say("error", messages(r.data));
+    }, function () { say("error", "Network error, try again."); });
+  });
+
+  $("signout").addEventListener("click", function () {
+    say("error"); say("notice");
+    call("POST", "/logout/").then(function (r) {
+      if (r.status === 200 || r.status === 403) { show("signin-form"); say("notice", "Signed out."); return; }
+      say("error", messages(r.data));
+    });
+  });
+
+  $("show-register").addEventListener("click", function (e) { e.preventDefault(); say("error"); say("notice"); show("register-form"); });
+  $("show-signin").addEventListener("click", function (e) { e.preventDefault(); say("error"); say("notice"); show("signin-form"); });
+
+  call("GET", "/user/").then(function (r) {
+    if (r.status === 200) { signedIn(r.data); } else { show("signin-form"); }
+  }, function () { show("signin-form"); });
+})();
