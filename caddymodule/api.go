@@ -36,12 +36,12 @@ var (
 func (s *SessionAuth) buildRoutes() map[string]endpoint {
 	p := s.APIPrefix
 	return map[string]endpoint{
-		p + "/register/":  {name: "Register", allow: allowPost, methods: postOnly, serve: (*SessionAuth).register},
-		p + "/login/":     {name: "Login", allow: allowPost, methods: postOnly, serve: (*SessionAuth).login},
-		p + "/logout/":    {name: "Logout", needsSession: true, allow: allowPost, methods: postOnly, serve: (*SessionAuth).logout},
-		p + "/user/":      {name: "User", needsSession: true, allow: allowGet, methods: getHead, serve: (*SessionAuth).currentUser},
-		p + "/protected/": {name: "Protected", needsSession: true, allow: allowGet, methods: getHead, serve: (*SessionAuth).currentUser},
-		p + "/auth/":      {raw: (*SessionAuth).forwardAuth},
+		p + "/register/":      {name: "Register", allow: allowPost, methods: postOnly, serve: (*SessionAuth).register},
+		p + "/login/":         {name: "Login", allow: allowPost, methods: postOnly, serve: (*SessionAuth).login},
+		p + "/logout/":        {name: "Logout", needsSession: true, allow: allowPost, methods: postOnly, serve: (*SessionAuth).logout},
+		p + "/user/":          {name: "User", needsSession: true, allow: allowGet, methods: getHead, serve: (*SessionAuth).currentUser},
+		p + "/protected/":     {name: "Protected", needsSession: true, allow: allowGet, methods: getHead, serve: (*SessionAuth).currentUser},
+		p + "/auth/":          {raw: (*SessionAuth).forwardAuth},
 		p + "/" + s.LoginPage: {raw: func(s *SessionAuth, w http.ResponseWriter, r *http.Request) { s.page.serve(w, r) }},
 	}
 }

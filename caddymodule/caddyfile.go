@@ -32,6 +32,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    api_prefix           <path>
 //	    session_cookie       <name> [<max_age>]
 //	    csrf_cookie          <name> [<max_age>]
+//	    cookie_domain        <domain>
 //	    cors_origins         <origin...>
 //	    csrf_trusted_origins <origin...>
 //	    max_body_size        <size>
@@ -126,6 +127,10 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("db_lock_timeout: invalid duration %q", v)
 			}
 			s.DBLockTimeout = caddy.Duration(dur)
+		case "cookie_domain":
+			if !d.AllArgs(&s.CookieDomain) {
+				return d.ArgErr()
+			}
 		case "public":
 			args := d.RemainingArgs()
 			if len(args) == 0 {

@@ -161,3 +161,17 @@ http://127.0.0.1:%d {
 		t.Errorf("POST with CSRF via forward_auth: %d %s", r.StatusCode, r.body)
 	}
 }
+
+func TestCookieDomain(t *testing.T) {
+	s := startSite(t, "", "cookie_domain example.test")
+	s.register(t, "domainer", "d@example.com", strongPassword)
+	r := s.do(t, req{method: "POST", path: "/api/login/", body: `{"username":"domainer","password":"` + strongPassword + `"}`})
+	for _, c := range r.Header["Set-Cookie"] {
+		if !strings.Contains(c, "Domain=example.test") {
+			t.Errorf("cookie without the configured domain: %s", c)
+		}
+	}
+	if len(r.Header["Set-Cookie"]) != 2 {
+		t.Errorf("cookies: %v", r.Header["Set-Cookie"])
+	}
+}

@@ -63,6 +63,12 @@ type SessionAuth struct {
 	// Max-Age. Default: two weeks.
 	SessionMaxAge caddy.Duration `json:"session_max_age,omitempty"`
 
+	// CookieDomain sets the Domain attribute of both cookies, e.g.
+	// "example.com" so that a session made on auth.example.com is sent to
+	// app.example.com (forward-auth for several sites). Default: none
+	// (host-only cookies).
+	CookieDomain string `json:"cookie_domain,omitempty"`
+
 	// CSRFCookie names the cookie that carries the (masked) CSRF token.
 	// Default: "csrftoken".
 	CSRFCookie string `json:"csrf_cookie,omitempty"`

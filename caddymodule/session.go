@@ -142,6 +142,7 @@ func (s *SessionAuth) setCookie(w http.ResponseWriter, r *http.Request, name, va
 		Name:     name,
 		Value:    value,
 		Path:     "/",
+		Domain:   s.CookieDomain,
 		MaxAge:   maxAge,
 		HttpOnly: httpOnly,
 		Secure:   r.TLS != nil,
