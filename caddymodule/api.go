@@ -39,8 +39,11 @@ func (s *SessionAuth) buildRoutes() map[string]endpoint {
 		p + "/register/":      {name: "Register", allow: allowPost, methods: postOnly, serve: (*SessionAuth).register},
 		p + "/login/":         {name: "Login", allow: allowPost, methods: postOnly, serve: (*SessionAuth).login},
 		p + "/logout/":        {name: "Logout", needsSession: true, allow: allowPost, methods: postOnly, serve: (*SessionAuth).logout},
+		p + "/logout/all/":    {name: "Logout All", needsSession: true, allow: allowPost, methods: postOnly, serve: (*SessionAuth).logoutAll},
+		p + "/password/":      {name: "Password Change", needsSession: true, allow: allowPost, methods: postOnly, serve: (*SessionAuth).changePassword},
 		p + "/user/":          {name: "User", needsSession: true, allow: allowGet, methods: getHead, serve: (*SessionAuth).currentUser},
 		p + "/protected/":     {name: "Protected", needsSession: true, allow: allowGet, methods: getHead, serve: (*SessionAuth).currentUser},
+		s.HealthPath:          {raw: func(s *SessionAuth, w http.ResponseWriter, r *http.Request) { s.health.serve(w, r) }},
 		p + "/auth/":          {raw: (*SessionAuth).forwardAuth},
 		p + "/" + s.LoginPage: {raw: func(s *SessionAuth, w http.ResponseWriter, r *http.Request) { s.page.serve(w, r) }},
 	}
@@ -87,6 +90,12 @@ type metadata struct {
 }
 
 func (s *SessionAuth) register(w http.ResponseWriter, r *http.Request, _ authResult) {
+	result := resultInvalid
+	defer func() { metrics.registrations.WithLabelValues(result).Inc() }()
+	if result = s.registerThrottled(w, r); result != "" {
+		return
+	}
+	result = resultInvalid
 	data, derr := readData(w, r, s.MaxBodyBytes)
 	if derr != nil {
 		writeJSON(w, derr.status, derr.body)
@@ -107,6 +116,7 @@ func (s *SessionAuth) register(w http.ResponseWriter, r *http.Request, _ authRes
 		case err == nil:
 			errs.add("username", msgUsernameTaken)
 		case !errors.Is(err, users.ErrNotFound):
+			result = resultError
 			s.storeFailure(w, "looking up username", err)
 			return
 		}
@@ -133,6 +143,7 @@ func (s *SessionAuth) register(w http.ResponseWriter, r *http.Request, _ authRes
 
 	hash, err := s.hasher.Hash(r.Context(), password)
 	if err != nil {
+		result = resultError
 		s.serverError(w, "hashing password", err)
 		return
 	}
@@ -143,15 +154,19 @@ func (s *SessionAuth) register(w http.ResponseWriter, r *http.Request, _ authRes
 			writeValue(w, http.StatusBadRequest, &errs)
 			return
 		}
+		result = resultError
 		s.storeFailure(w, "creating user", err)
 		return
 	}
+	result = resultCreated
 	s.logger.Info("user registered", zap.Int64("user_id", u.ID), zap.String("username", u.Username),
 		zap.String("client_ip", clientIP(r)))
 	writeValue(w, http.StatusCreated, userJSON{u.ID, u.Username, u.Email})
 }
 
 func (s *SessionAuth) login(w http.ResponseWriter, r *http.Request, _ authResult) {
+	result := resultInvalid
+	defer func() { metrics.logins.WithLabelValues(result).Inc() }()
 	data, derr := readData(w, r, s.MaxBodyBytes)
 	if derr != nil {
 		writeJSON(w, derr.status, derr.body)
@@ -165,22 +180,31 @@ func (s *SessionAuth) login(w http.ResponseWriter, r *http.Request, _ authResult
 		return
 	}
 
+	if result = s.loginThrottled(w, r, username); result != "" {
+		return
+	}
 	u, ok, err := s.checkCredentials(r, normalizeUsername(username), password)
 	if err != nil {
+		result = resultError
 		s.storeFailure(w, "checking credentials", err)
 		return
 	}
 	if !ok {
+		result = resultBadCredentials
+		s.loginFailed(r, username)
 		s.logger.Info("login failed", zap.String("username", username), zap.String("client_ip", clientIP(r)))
 		writeJSON(w, http.StatusBadRequest, bodyBadCredentials)
 		return
 	}
 
+	s.loginSucceeded(username)
 	token, _, secret, err := s.startSession(r, u)
 	if err != nil {
+		result = resultError
 		s.storeFailure(w, "starting session", err)
 		return
 	}
+	result = resultSuccess
 	s.setSessionCookie(w, r, token)
 	s.setCSRFCookie(w, r, secret)
 	s.logger.Info("login", zap.Int64("user_id", u.ID), zap.String("username", u.Username),
@@ -256,6 +280,7 @@ func (s *SessionAuth) currentUser(w http.ResponseWriter, r *http.Request, auth a
 // storeFailure answers 503 when a store is down: the client keeps its
 // cookie and may retry; the error goes to the log, not to the client.
 func (s *SessionAuth) storeFailure(w http.ResponseWriter, doing string, err error) {
+	metrics.storeErrors.WithLabelValues(doing).Inc()
 	s.logger.Error("store failure", zap.String("while", doing), zap.Error(err))
 	w.Header().Del("Set-Cookie")
 	writeJSON(w, http.StatusServiceUnavailable, bodyStoreDown)

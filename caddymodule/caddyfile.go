@@ -39,9 +39,13 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    hash_concurrency     <n>
 //	    db_lock_timeout      <duration>
 //	    identity_headers     <user_id> <username> <email>
+//	    login_throttle       off | <user_failures> <ip_failures> <window> <ban>
+//	    register_throttle    off | <count> <window>
+//	    throttle_key_prefix  <prefix>
 //	    public               <path_pattern...>
 //	    login_redirect       [<url>]
 //	    login_page           <path>
+//	    health_path          <path>
 //	}
 //
 // `login_redirect` with no URL uses the built-in sign-in page.
@@ -127,6 +131,13 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("db_lock_timeout: invalid duration %q", v)
 			}
 			s.DBLockTimeout = caddy.Duration(dur)
+		case "health_path":
+			if !d.AllArgs(&s.HealthPath) {
+				return d.ArgErr()
+			}
+			if len(s.HealthPath) == 0 || s.HealthPath[0] != '/' {
+				return d.Errf("health_path: %q is not an absolute path", s.HealthPath)
+			}
 		case "cookie_domain":
 			if !d.AllArgs(&s.CookieDomain) {
 				return d.ArgErr()
@@ -154,6 +165,22 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "login_page":
 			if !d.AllArgs(&s.LoginPage) {
+				return d.ArgErr()
+			}
+		case "login_throttle":
+			lt, err := parseLoginThrottle(d)
+			if err != nil {
+				return err
+			}
+			s.LoginThrottle = lt
+		case "register_throttle":
+			rt, err := parseRegisterThrottle(d)
+			if err != nil {
+				return err
+			}
+			s.RegisterThrottle = rt
+		case "throttle_key_prefix":
+			if !d.AllArgs(&s.ThrottleKeyPrefix) {
 				return d.ArgErr()
 			}
 		case "identity_headers":

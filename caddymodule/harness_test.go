@@ -122,6 +122,9 @@ http://127.0.0.1:%d {
 		users_db %s
 		%s
 		hash_concurrency 4
+		# Tests send many requests from one IP; throttle tests set their own.
+		login_throttle off
+		register_throttle off
 		%s
 	}
 	reverse_proxy %s
@@ -193,6 +196,39 @@ type session struct {
 
 func (s *site) do(t testing.TB, q req) *response {
 	t.Helper()
+	// A reload can close a connection before any response (stock Caddy
+	// shuts the old server down while the new one takes over); like
+	// browsers, retry what the server never answered.
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		resp, err := s.client.Do(s.newRequest(t, q))
+		if err != nil {
+			lastErr = err
+			if isConnectionLost(err) {
+				s.client.CloseIdleConnections()
+				continue
+			}
+			break
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &response{resp, b}
+	}
+	t.Fatalf("%s %s: %v", q.method, q.path, lastErr)
+	return nil
+}
+
+func isConnectionLost(err error) bool {
+	msg := err.Error()
+	return strings.HasSuffix(msg, ": EOF") || strings.Contains(msg, "connection reset by peer") ||
+		strings.Contains(msg, "server closed idle connection")
+}
+
+func (s *site) newRequest(t testing.TB, q req) *http.Request {
+	t.Helper()
 	var body io.Reader
 	if q.body != "" {
 		body = strings.NewReader(q.body)
@@ -224,16 +260,7 @@ func (s *site) do(t testing.TB, q req) *response {
 		}
 		hr.Header[k] = append(hr.Header[k], v) // keep the spelling as given
 	}
-	resp, err := s.client.Do(hr)
-	if err != nil {
-		t.Fatalf("%s %s: %v", q.method, q.path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &response{resp, b}
+	return hr
 }
 
 func (s *site) register(t testing.TB, username, email, password string) *response {

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -102,6 +103,25 @@ type SessionAuth struct {
 	// X-Auth-Email.
 	IdentityHeaders *IdentityHeaders `json:"identity_headers,omitempty"`
 
+	// LoginThrottle bounds failed logins per username and per client IP.
+	// Default: on, 5 failures per username or 20 per IP within 2 minutes
+	// ban that username or IP for 5 minutes. See LoginThrottle.
+	LoginThrottle *LoginThrottle `json:"login_throttle,omitempty"`
+
+	// RegisterThrottle bounds registrations per client IP. Default: on,
+	// 20 per IP per 10 minutes. See RegisterThrottle.
+	RegisterThrottle *RegisterThrottle `json:"register_throttle,omitempty"`
+
+	// ThrottleKeyPrefix prefixes the throttles' counters in Redis (when
+	// Redis is set; otherwise they are kept in memory).
+	// Default: "session_auth:throttle:".
+	ThrottleKeyPrefix string `json:"throttle_key_prefix,omitempty"`
+
+	// HealthPath is where the readiness endpoint answers: 200 when the
+	// users DB (and Redis, if configured) answer, 503 otherwise, with a JSON
+	// report. Unauthenticated. Default: "<api_prefix>/health/".
+	HealthPath string `json:"health_path,omitempty"`
+
 	// PublicPaths are path patterns (Caddy's path matcher syntax: exact,
 	// prefix `/static/*`, suffix `*.css`, substring) that pass without a
 	// session and without identity headers. Only canonical paths qualify:
@@ -127,12 +147,15 @@ type SessionAuth struct {
 	users    users.Store
 	sessions *scs.SessionManager
 	hasher   *passwords.Hasher
-	origins  originSet // CORS origins
-	trusted  originSet // CORS + CSRF trusted origins
+	limits   *limiter      // login and registration throttles
+	inflight *atomic.Int64 // requests being served (drain.go)
+	origins  originSet     // CORS origins
+	trusted  originSet     // CORS + CSRF trusted origins
 	routes   map[string]endpoint
 	public   caddyhttp.MatchPath
 	loginURL string // resolved LoginRedirect
 	page     signinPage
+	health   *healthCheck
 	strip    headerNames
 }
 
@@ -154,6 +177,7 @@ func (SessionAuth) CaddyModule() caddy.ModuleInfo {
 // Provision fills in defaults and opens (or shares) the stores.
 func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	s.logger = ctx.Logger()
+	s.inflight = new(atomic.Int64)
 	s.setDefaults()
 	var err error
 	if s.origins, err = parseOrigins(s.CORSOrigins); err != nil {
@@ -174,11 +198,16 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	s.routes = s.buildRoutes()
 	s.strip = newHeaderNames(s.IdentityHeaders.UserID, s.IdentityHeaders.Username, s.IdentityHeaders.Email)
 	s.hasher = passwords.NewHasher(passwords.DefaultParams, s.HashConcurrency)
+	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering metrics: %v", err)
+	}
+	s.hasher.SetObserver(observeHash)
 
 	if s.db, s.dbKey, err = openSharedDB(s.UsersDB, time.Duration(s.DBLockTimeout)); err != nil {
 		return err
 	}
 	s.users = s.db.users
+	s.health = &healthCheck{db: s.db.db}
 
 	s.sessions = scs.New()
 	s.sessions.Lifetime = time.Duration(s.SessionMaxAge)
@@ -187,20 +216,22 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	s.sessions.Cookie.Name = s.SessionCookie
 	if s.Redis == "" {
 		s.sessions.Store = s.db.sessions
-		return nil
+		return s.provisionThrottle(nil)
 	}
-	pool, key, err := openSharedRedis(s.Redis)
+	rc, key, err := openSharedRedis(s.Redis)
 	if err != nil {
 		return err
 	}
+	pool := rc.Pool
 	s.redisKey = key
-	s.sessions.Store = newRedisStore(pool, s.RedisKeyPrefix)
+	s.health.redis = pool
+	s.sessions.Store = newRedisStore(rc, s.RedisKeyPrefix)
 	if err := pingRedis(pool); err != nil {
 		// Start anyway: sessions come back when Redis does.
 		s.logger.Warn("redis unreachable at start; session requests will get 503 until it is back",
 			zap.String("redis", redactURL(s.Redis)), zap.Error(err))
 	}
-	return nil
+	return s.provisionThrottle(rc)
 }
 
 func (s *SessionAuth) setDefaults() {
@@ -234,6 +265,9 @@ func (s *SessionAuth) setDefaults() {
 	}
 	if s.DBLockTimeout <= 0 {
 		s.DBLockTimeout = defaultDBLockTimeout
+	}
+	if s.HealthPath == "" {
+		s.HealthPath = s.APIPrefix + "/health/"
 	}
 	if s.LoginPage == "" {
 		s.LoginPage = "signin/"
@@ -282,8 +316,9 @@ func (s *SessionAuth) Validate() error {
 	return nil
 }
 
-// Cleanup releases the shared stores this instance acquired.
-func (s *SessionAuth) Cleanup() error {
+// release releases the shared stores this instance acquired (Cleanup, in
+// drain.go, calls it once no request is using them).
+func (s *SessionAuth) release() error {
 	var firstErr error
 	if s.redisKey != "" {
 		if _, err := redisPool.Delete(s.redisKey); err != nil {
@@ -294,6 +329,9 @@ func (s *SessionAuth) Cleanup() error {
 		if _, err := dbPool.Delete(s.dbKey); err != nil && firstErr == nil {
 			firstErr = err
 		}
+	}
+	if err := s.releaseThrottle(); err != nil && firstErr == nil {
+		firstErr = err
 	}
 	return firstErr
 }

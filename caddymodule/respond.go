@@ -52,6 +52,15 @@ func writeValue(w http.ResponseWriter, status int, v any) {
 	writeJSON(w, status, b)
 }
 
+// mustJSON encodes values that cannot fail to encode (plain structs).
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return bodyServerError
+	}
+	return b
+}
+
 // writeDetail sends {"detail": msg}.
 func writeDetail(w http.ResponseWriter, status int, msg string) {
 	writeValue(w, status, struct {

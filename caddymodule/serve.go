@@ -10,6 +10,8 @@ import (
 // ServeHTTP strips spoofed identity headers, answers CORS preflights, serves
 // the API's own routes and gates everything else.
 func (s *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	s.inflight.Add(1) // a reload's Cleanup waits for these (drain.go)
+	defer s.inflight.Add(-1)
 	s.strip.stripIdentity(r.Header)
 	if isPreflight(r) {
 		s.answerPreflight(w, r)
@@ -47,11 +49,13 @@ func redirectSlash(w http.ResponseWriter, r *http.Request) {
 // identity; anything else is refused.
 func (s *SessionAuth) gate(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if s.isPublic(r) {
+		metrics.gatePublic.Inc()
 		dropCookie(r.Header, s.SessionCookie)
 		return next.ServeHTTP(w, r)
 	}
 	auth, err := s.authenticate(r)
 	if err != nil {
+		metrics.gateError.Inc()
 		s.storeFailure(w, "reading session", err)
 		return nil
 	}
@@ -60,18 +64,22 @@ func (s *SessionAuth) gate(w http.ResponseWriter, r *http.Request, next caddyhtt
 			s.expireSessionCookie(w, r)
 		}
 		if s.wantsLoginRedirect(r, r.Method) {
+			metrics.gateRedirected.Inc()
 			s.redirectToLogin(w, r.URL.RequestURI())
 			return nil
 		}
+		metrics.gateDenied.Inc()
 		writeJSON(w, http.StatusForbidden, bodyNotAuthenticated)
 		return nil
 	}
 	if isUnsafe(r.Method) {
 		if body := s.checkCSRF(r, auth.who); body != nil {
+			metrics.gateCSRF.Inc()
 			writeJSON(w, http.StatusForbidden, body)
 			return nil
 		}
 	}
+	metrics.gateAllowed.Inc()
 	s.setIdentity(r, auth.who.user)
 	dropCookie(r.Header, s.SessionCookie)
 	return next.ServeHTTP(w, r)

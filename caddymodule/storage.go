@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/alexedwards/scs/redisstore"
 	"github.com/alexedwards/scs/v2"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/gomodule/redigo/redis"
@@ -69,26 +68,30 @@ func openSharedDB(path string, lockTimeout time.Duration) (*sharedDB, string, er
 	return v.(*sharedDB), key, nil
 }
 
-type sharedRedis struct{ pool *redis.Pool }
+// sharedRedis is one pool, wrapped so that it gets over a Redis restart
+// (see sessions.RedisClient).
+type sharedRedis struct{ client *sessions.RedisClient }
 
-func (r sharedRedis) Destruct() error { return r.pool.Close() }
+func (r sharedRedis) Destruct() error { return r.client.Pool.Close() }
 
-func openSharedRedis(rawURL string) (*redis.Pool, string, error) {
+func openSharedRedis(rawURL string) (*sessions.RedisClient, string, error) {
 	v, _, err := redisPool.LoadOrNew(rawURL, func() (caddy.Destructor, error) {
 		pool, err := sessions.NewRedisPool(rawURL, sessions.PoolOptions{})
 		if err != nil {
 			return nil, fmt.Errorf("redis %s: %v", redactURL(rawURL), err)
 		}
-		return sharedRedis{pool}, nil
+		return sharedRedis{sessions.NewRedisClient(pool)}, nil
 	})
 	if err != nil {
 		return nil, "", err
 	}
-	return v.(sharedRedis).pool, rawURL, nil
+	return v.(sharedRedis).client, rawURL, nil
 }
 
-func newRedisStore(pool *redis.Pool, prefix string) scs.Store {
-	return redisstore.NewWithPrefix(pool, prefix)
+// newRedisStore is scs's redisstore, each operation retried once on a
+// broken pooled connection.
+func newRedisStore(client *sessions.RedisClient, prefix string) scs.Store {
+	return sessions.NewRedisStore(client, prefix)
 }
 
 func pingRedis(pool *redis.Pool) error {

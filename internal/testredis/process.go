@@ -21,6 +21,7 @@ const startTimeout = 10 * time.Second
 // the same port.
 type process struct {
 	bin, dir, addr string
+	args           []string // extra redis-server options
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -29,9 +30,9 @@ type process struct {
 
 // startProcess starts redis-server on a free port, retrying with another port
 // if one is taken between choosing it and redis binding it.
-func startProcess(t testing.TB, bin string) *process {
+func startProcess(t testing.TB, bin string, args ...string) *process {
 	t.Helper()
-	p := &process{bin: bin, dir: t.TempDir()}
+	p := &process{bin: bin, dir: t.TempDir(), args: args}
 	var err error
 	for range 3 {
 		if p.addr, err = freeAddr(); err != nil {
@@ -54,11 +55,12 @@ func (p *process) start() error {
 		return err
 	}
 	defer logFile.Close() // the child has its own descriptor
-	cmd := exec.Command(p.bin,
+	args := append([]string{
 		"--port", port, "--bind", host,
 		"--save", "", "--appendonly", "no",
 		"--dir", p.dir,
-		"--daemonize", "no", "--logfile", "")
+		"--daemonize", "no", "--logfile", ""}, p.args...) // later options win
+	cmd := exec.Command(p.bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {

@@ -46,9 +46,23 @@ type Server struct {
 // fails the test if SESSION_AUTH_REQUIRE_REDIS=1 and skips it (loudly) if not.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return start(t)
+}
+
+// StartPersistent is Start, except that a private server keeps its data
+// across Stop and Restart (append-only file, fsync on every write), as a
+// production Redis with persistence does, so tests can take Redis down and
+// bring it back with its sessions.
+func StartPersistent(t testing.TB) *Server {
+	t.Helper()
+	return start(t, "--appendonly", "yes", "--appendfsync", "always")
+}
+
+func start(t testing.TB, args ...string) *Server {
+	t.Helper()
 	s := &Server{t: t, Prefix: uniquePrefix(t)}
 	if bin, err := exec.LookPath("redis-server"); err == nil {
-		s.local = startProcess(t, bin)
+		s.local = startProcess(t, bin, args...)
 		s.Addr = s.local.addr
 		s.url = "redis://" + s.Addr + "/0"
 		t.Cleanup(s.local.stop)

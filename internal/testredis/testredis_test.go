@@ -119,3 +119,27 @@ func TestNoRedisSkipsOrFails(t *testing.T) {
 		t.Errorf("with %s=1: skipped=%q failed=%q; want a failure", EnvRequire, f.skipped, f.failed)
 	}
 }
+
+func TestStartPersistentKeepsData(t *testing.T) {
+	s := StartPersistent(t)
+	if !s.Private() {
+		t.Skip("external Redis: cannot restart it")
+	}
+	c, err := dial(s.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Do("SET", s.Prefix+"k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	s.Stop() // SIGKILL: only what was fsynced survives
+	s.Restart()
+	if c, err = dial(s.URL()); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if v, err := c.Do("GET", s.Prefix+"k"); err != nil || string(v.([]byte)) != "v" {
+		t.Fatalf("after restart GET = %v, %v", v, err)
+	}
+}

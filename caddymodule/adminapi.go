@@ -1,0 +1,227 @@
+package caddymodule
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/passwords"
+)
+
+func init() {
+	caddy.RegisterModule(adminAPI{})
+}
+
+// adminAPIBase is where the admin API's user management lives:
+//
+//	GET  /session-auth/users           the users (never a hash)
+//	POST /session-auth/create-user     createUserRequest
+//	POST /session-auth/set-password    setPasswordRequest
+//	POST /session-auth/deactivate      userRequest
+//	POST /session-auth/activate        userRequest
+//	POST /session-auth/delete-user     userRequest
+//	POST /session-auth/import-django   importRequest
+//
+// Each takes ?users_db=<path> to choose among several open users databases.
+// Errors are Caddy's admin API errors: {"error":"…"} with a 4xx or 5xx.
+const adminAPIBase = "/session-auth/"
+
+// maxAdminBody bounds request bodies (an import of ~100,000 users fits).
+const maxAdminBody = 64 << 20
+
+// adminHasher hashes passwords set through the admin API. It is shared by
+// every admin API instance (the admin server is rebuilt on config changes).
+var adminHasher = sync.OnceValue(func() *passwords.Hasher {
+	return passwords.NewHasher(passwords.DefaultParams, 0)
+})
+
+// adminAPI is the admin.api.session_auth module: it manages the users of
+// the session_auth handlers running in this process, on the same open
+// database they use, so the server never has to stop. The `caddy
+// session-auth` commands use it with --config.
+type adminAPI struct {
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (adminAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.session_auth",
+		New: func() caddy.Module { return new(adminAPI) },
+	}
+}
+
+// Provision sets up the module.
+func (a *adminAPI) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger(a)
+	return nil
+}
+
+// Routes returns the admin routes.
+func (a *adminAPI) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{{Pattern: adminAPIBase, Handler: caddy.AdminHandlerFunc(a.serve)}}
+}
+
+type adminOp struct {
+	method string
+	run    func(ctx context.Context, ua storeAdmin, body []byte) (any, error)
+}
+
+// decodeInto returns a run function that decodes the body strictly into Req.
+func decodeInto[Req any](fn func(ctx context.Context, ua storeAdmin, r Req) (any, error)) func(context.Context, storeAdmin, []byte) (any, error) {
+	return func(ctx context.Context, ua storeAdmin, body []byte) (any, error) {
+		var r Req
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&r); err != nil {
+			return nil, badRequest("request body: %v", err)
+		}
+		return fn(ctx, ua, r)
+	}
+}
+
+var adminOps = map[string]adminOp{
+	"users": {http.MethodGet, func(ctx context.Context, ua storeAdmin, _ []byte) (any, error) {
+		return ua.listUsers(ctx)
+	}},
+	"create-user": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r createUserRequest) (any, error) {
+		return ua.createUser(ctx, r)
+	})},
+	"set-password": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r setPasswordRequest) (any, error) {
+		return ua.setPassword(ctx, r)
+	})},
+	"deactivate": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r userRequest) (any, error) {
+		return ua.setActive(ctx, r, false)
+	})},
+	"activate": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r userRequest) (any, error) {
+		return ua.setActive(ctx, r, true)
+	})},
+	"delete-user": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r userRequest) (any, error) {
+		return ua.deleteUser(ctx, r)
+	})},
+	"import-django": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r importRequest) (any, error) {
+		return ua.importUsers(ctx, r)
+	})},
+}
+
+func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
+	name := strings.TrimPrefix(r.URL.Path, adminAPIBase)
+	op, ok := adminOps[name]
+	if !ok {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("resource not found: %v", r.URL.Path)}
+	}
+	if r.Method != op.method {
+		w.Header().Set("Allow", op.method)
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed: %v", r.Method)}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("reading request body: %v", err)}
+	}
+	sdb, release, err := resolveUsersDB(r.URL.Query().Get("users_db"))
+	if err != nil {
+		return apiError(err)
+	}
+	defer release()
+
+	// Hashing waits for a slot; don't let a client that went away hold one.
+	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+	defer cancel()
+	result, err := op.run(ctx, storeAdmin{store: sdb.users, hasher: adminHasher()}, body)
+	if err != nil {
+		return apiError(err)
+	}
+	a.audit(name, result)
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(result)
+}
+
+// audit logs what changed (never a password or hash).
+func (a *adminAPI) audit(op string, result any) {
+	switch res := result.(type) {
+	case *userResult:
+		if res.Changed {
+			a.logger.Info(op, zap.Int64("user_id", res.User.ID), zap.String("username", res.User.Username))
+		}
+	case *importResult:
+		a.logger.Info(op, zap.Int("imported", res.Imported), zap.Int("skipped", res.Skipped))
+	}
+}
+
+func apiError(err error) error {
+	if oe, ok := errors.AsType[*opError](err); ok {
+		return caddy.APIError{HTTPStatus: oe.status, Err: oe}
+	}
+	return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+}
+
+// resolveUsersDB finds the open users database to work on: the only one, or
+// the one named by want (the users_db of the config, as written there or
+// absolute; a relative path is also matched as a suffix, in case the CLI
+// runs in another directory than Caddy). release must be called after use.
+func resolveUsersDB(want string) (*sharedDB, func(), error) {
+	var keys []string
+	dbPool.Range(func(k, _ any) bool {
+		if s, ok := k.(string); ok {
+			keys = append(keys, s)
+		}
+		return true
+	})
+	slices.Sort(keys)
+	if len(keys) == 0 {
+		return nil, nil, &opError{http.StatusNotFound, "no session_auth handler is running in this Caddy (no users database is open)"}
+	}
+	var key string
+	switch {
+	case want == "" && len(keys) == 1:
+		key = keys[0]
+	case want == "":
+		return nil, nil, badRequest("this Caddy has %d users databases open, choose one with --users-db: %s",
+			len(keys), strings.Join(keys, ", "))
+	default:
+		clean := filepath.Clean(want)
+		abs, err := filepath.Abs(clean)
+		if err != nil {
+			return nil, nil, badRequest("users_db %q: %v", want, err)
+		}
+		var matches []string
+		for _, k := range keys {
+			if k == abs || (!filepath.IsAbs(clean) && strings.HasSuffix(k, string(filepath.Separator)+clean)) {
+				matches = append(matches, k)
+			}
+		}
+		if i := slices.Index(matches, abs); i >= 0 {
+			matches = matches[i : i+1]
+		}
+		if len(matches) != 1 {
+			return nil, nil, badRequest("users_db %q matches %d of the open users databases: %s",
+				want, len(matches), strings.Join(keys, ", "))
+		}
+		key = matches[0]
+	}
+	// Take a reference, so a config reload cannot close the DB under us.
+	// (If it was closed since the Range above, this opens it again.)
+	sdb, key, err := openSharedDB(key, time.Duration(defaultDBLockTimeout))
+	if err != nil {
+		return nil, nil, err
+	}
+	return sdb, func() { _, _ = dbPool.Delete(key) }, nil
+}
+
+// Interface guards
+var (
+	_ caddy.AdminRouter = (*adminAPI)(nil)
+	_ caddy.Provisioner = (*adminAPI)(nil)
+)

@@ -1,0 +1,267 @@
+// Package djangoimport reads a Django user table dump, the output of
+//
+//	python manage.py dumpdata auth.user
+//
+// into [users.User] values: ids, usernames, emails, the is_active,
+// is_superuser and is_staff flags, date_joined, last_login and the password
+// hashes, which [passwords.Hasher] verifies as they are (and the login
+// upgrades to argon2id). first_name, last_name, groups and user_permissions
+// have no place in this module's user model and are dropped.
+//
+// The package knows nothing about HTTP or Caddy; it does not decide whether a
+// username is acceptable (the caller applies the same rules as
+// registration), only whether the dump is well formed.
+package djangoimport
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/passwords"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
+)
+
+// Model is the dumpdata label of Django's user model.
+const Model = "auth.user"
+
+// maxProblems bounds how many problems one error lists.
+const maxProblems = 20
+
+// Dump is a parsed dump.
+type Dump struct {
+	// Users are the auth.user entries, in dump order, each with its
+	// Django id (pk) and password hash.
+	Users []*users.User
+
+	// OtherModels counts the entries of other models, which are ignored
+	// (a dump of the whole database also works).
+	OtherModels int
+
+	// Unverifiable lists the users whose password hash cannot be checked:
+	// Django's "unusable password" marker, an empty password or a hasher
+	// this module does not support. They are imported but cannot log in
+	// with a password until one is set.
+	Unverifiable []Unverifiable
+}
+
+// Unverifiable names a user whose stored hash no password can match.
+type Unverifiable struct {
+	ID       int64
+	Username string
+	Reason   string // e.g. "unusable password (set_unusable_password)"
+}
+
+// entry is one object of the dump.
+type entry struct {
+	Model  string          `json:"model"`
+	PK     json.RawMessage `json:"pk"`
+	Fields json.RawMessage `json:"fields"`
+}
+
+// fields are auth.user's fields; pointers tell a missing field from a zero
+// one. Unknown fields (a newer Django's) are ignored.
+type fields struct {
+	Password    *string `json:"password"`
+	LastLogin   *string `json:"last_login"`
+	IsSuperuser *bool   `json:"is_superuser"`
+	Username    *string `json:"username"`
+	Email       *string `json:"email"`
+	IsStaff     *bool   `json:"is_staff"`
+	IsActive    *bool   `json:"is_active"`
+	DateJoined  *string `json:"date_joined"`
+}
+
+// Parse reads a dumpdata JSON array. Every problem found (a malformed entry,
+// a duplicate id or a username that repeats regardless of case) is reported,
+// up to a limit, in one error; nothing is returned with an error.
+func Parse(r io.Reader) (*Dump, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || data[0] != '[' {
+		return nil, errors.New("not a dumpdata file: expected a JSON array (python manage.py dumpdata auth.user)")
+	}
+	var entries []entry
+	if err := json.Unmarshal(data, &entries); err != nil {
+		return nil, fmt.Errorf("not a dumpdata file: %v", err)
+	}
+
+	d := new(Dump)
+	var problems []string
+	problem := func(format string, args ...any) {
+		problems = append(problems, fmt.Sprintf(format, args...))
+	}
+	byID := make(map[int64]string)
+	byKey := make(map[string]string)
+	for i, e := range entries {
+		if !strings.EqualFold(e.Model, Model) {
+			d.OtherModels++
+			continue
+		}
+		where := fmt.Sprintf("entry %d", i+1)
+		u, err := parseUser(e)
+		if err != nil {
+			problem("%s: %v", where, err)
+			continue
+		}
+		where = fmt.Sprintf("entry %d (pk %d, username %q)", i+1, u.ID, u.Username)
+		if prev, dup := byID[u.ID]; dup {
+			problem("%s: pk %d is also %q", where, u.ID, prev)
+			continue
+		}
+		key := users.UsernameKey(u.Username)
+		if prev, dup := byKey[key]; dup {
+			problem("%s: username is the same as %q regardless of case (usernames are unique regardless of case here)", where, prev)
+			continue
+		}
+		byID[u.ID], byKey[key] = u.Username, u.Username
+		if err := passwords.CheckFormat(u.PasswordHash); err != nil {
+			d.Unverifiable = append(d.Unverifiable, Unverifiable{ID: u.ID, Username: u.Username, Reason: hashProblem(u.PasswordHash, err)})
+		}
+		d.Users = append(d.Users, u)
+	}
+	if len(problems) > 0 {
+		return nil, problemsError(problems)
+	}
+	return d, nil
+}
+
+func parseUser(e entry) (*users.User, error) {
+	id, err := parsePK(e.PK)
+	if err != nil {
+		return nil, err
+	}
+	if len(e.Fields) == 0 || string(e.Fields) == "null" {
+		return nil, errors.New(`no "fields"`)
+	}
+	var f fields
+	if err := json.Unmarshal(e.Fields, &f); err != nil {
+		return nil, fmt.Errorf("fields: %v", err)
+	}
+	if f.Username == nil || *f.Username == "" {
+		return nil, errors.New("no username")
+	}
+	if f.Password == nil {
+		return nil, errors.New("no password field")
+	}
+	if f.DateJoined == nil {
+		return nil, errors.New("no date_joined")
+	}
+	u := &users.User{
+		ID:           id,
+		Username:     *f.Username,
+		PasswordHash: *f.Password,
+		IsActive:     true, // Django's default
+	}
+	if f.Email != nil {
+		u.Email = *f.Email
+	}
+	if f.IsActive != nil {
+		u.IsActive = *f.IsActive
+	}
+	if f.IsSuperuser != nil {
+		u.IsSuperuser = *f.IsSuperuser
+	}
+	if f.IsStaff != nil {
+		u.IsStaff = *f.IsStaff
+	}
+	if u.DateJoined, err = parseTime(*f.DateJoined); err != nil {
+		return nil, fmt.Errorf("date_joined: %v", err)
+	}
+	if f.LastLogin != nil {
+		if u.LastLogin, err = parseTime(*f.LastLogin); err != nil {
+			return nil, fmt.Errorf("last_login: %v", err)
+		}
+	}
+	return u, nil
+}
+
+// parsePK accepts a positive integer primary key.
+func parsePK(raw json.RawMessage) (int64, error) {
+	s := string(bytes.TrimSpace(raw))
+	if s == "" || s == "null" {
+		return 0, errors.New(`no "pk" (was the dump made with --natural-primary? dump without it)`)
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("pk %s is not a positive integer", s)
+	}
+	return id, nil
+}
+
+// Django's serializer writes datetimes as ISO 8601: with USE_TZ = True in
+// UTC with a "Z" (or an offset), with USE_TZ = False without a zone, which
+// is read as UTC.
+var naiveLayouts = []string{"2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999"}
+
+func parseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	for _, layout := range naiveLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not an ISO 8601 date and time", s)
+}
+
+// hashProblem says why a hash cannot be verified, naming only the
+// algorithm, never the hash.
+func hashProblem(encoded string, err error) string {
+	switch {
+	case errors.Is(err, passwords.ErrUnusablePassword):
+		return "unusable password (Django's set_unusable_password)"
+	case encoded == "":
+		return "empty password"
+	case errors.Is(err, passwords.ErrMalformedHash):
+		return "malformed " + algorithm(encoded) + " hash"
+	}
+	return "unsupported hasher " + algorithm(encoded)
+}
+
+func algorithm(encoded string) string {
+	name, _, ok := strings.Cut(strings.TrimPrefix(encoded, "$"), "$")
+	if !ok || !plausibleAlgorithm(name) {
+		return "(unrecognised format)"
+	}
+	return strconv.Quote(name)
+}
+
+// plausibleAlgorithm accepts what looks like a hasher name (Django's are
+// short lower-case identifiers), so that no part of an odd hash is printed.
+func plausibleAlgorithm(name string) bool {
+	if name == "" || len(name) > 32 {
+		return false
+	}
+	for _, c := range name {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+type problemsError []string
+
+func (p problemsError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "the dump has %d problem(s):", len(p))
+	for i, msg := range p {
+		if i == maxProblems {
+			fmt.Fprintf(&b, "\n  ... and %d more", len(p)-maxProblems)
+			break
+		}
+		b.WriteString("\n  ")
+		b.WriteString(msg)
+	}
+	return b.String()
+}

@@ -1,0 +1,66 @@
+package caddymodule
+
+import (
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"go.etcd.io/bbolt"
+)
+
+// healthCacheFor bounds how often a burst of health polls reaches Redis.
+const healthCacheFor = time.Second
+
+// healthCheck reports whether the stores answer, for load balancers. A
+// result is reused for a second, so polling it costs one bbolt read
+// transaction and at most one Redis PING per second.
+type healthCheck struct {
+	db    *bbolt.DB
+	redis *redis.Pool // nil: sessions in bbolt
+
+	mu      sync.Mutex
+	checked time.Time
+	status  int
+	body    []byte
+}
+
+func (h *healthCheck) serve(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header()["Allow"] = allowGet
+		writeDetail(w, http.StatusMethodNotAllowed, `Method "`+r.Method+`" not allowed.`)
+		return
+	}
+	status, body := h.result()
+	writeJSON(w, status, body)
+}
+
+func (h *healthCheck) result() (int, []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if time.Since(h.checked) < healthCacheFor && h.body != nil {
+		return h.status, h.body
+	}
+	report := struct {
+		Status   string `json:"status"`
+		UsersDB  string `json:"users_db"`
+		Sessions string `json:"sessions"`
+		Redis    string `json:"redis,omitempty"`
+	}{Status: "ok", UsersDB: "ok", Sessions: "users_db"}
+	if err := h.db.View(func(*bbolt.Tx) error { return nil }); err != nil {
+		report.Status, report.UsersDB = "unavailable", "unavailable"
+	}
+	if h.redis != nil {
+		report.Sessions, report.Redis = "redis", "ok"
+		if err := pingRedis(h.redis); err != nil {
+			report.Status, report.Redis = "unavailable", "unreachable"
+		}
+	}
+	h.status = http.StatusOK
+	if report.Status != "ok" {
+		h.status = http.StatusServiceUnavailable
+	}
+	h.body = mustJSON(report)
+	h.checked = time.Now()
+	return h.status, h.body
+}

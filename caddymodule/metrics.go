@@ -1,0 +1,88 @@
+package caddymodule
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics live in Caddy's registry, which is new at every config load: the
+// collectors are made once and registered in each registry, so counts
+// survive reloads (as reverse_proxy's do).
+var metrics struct {
+	once          sync.Once
+	logins        *prometheus.CounterVec
+	registrations *prometheus.CounterVec
+	gate          *prometheus.CounterVec
+	throttled     *prometheus.CounterVec
+	storeErrors   *prometheus.CounterVec
+	hashSeconds   prometheus.Histogram
+
+	// Pre-resolved children for the per-request path: Inc is one atomic add.
+	gateAllowed, gatePublic, gateDenied, gateRedirected, gateCSRF, gateError prometheus.Counter
+}
+
+// Label values.
+const (
+	resultSuccess        = "success"
+	resultBadCredentials = "bad_credentials"
+	resultInvalid        = "invalid"
+	resultThrottled      = "throttled"
+	resultError          = "error"
+	resultCreated        = "created"
+)
+
+func initMetrics(registry *prometheus.Registry) error {
+	const ns, sub = "caddy", "session_auth"
+	metrics.once.Do(func() {
+		metrics.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "login_attempts_total",
+			Help: "Login attempts by result: success, bad_credentials, invalid (malformed request), throttled, error.",
+		}, []string{"result"})
+		metrics.registrations = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "registrations_total",
+			Help: "Registrations by result: created, invalid, throttled, error.",
+		}, []string{"result"})
+		metrics.gate = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "gate_decisions_total",
+			Help: "Gate decisions on proxied paths: allowed, public, denied, redirected (to sign in), csrf_failed, error.",
+		}, []string{"result"})
+		metrics.throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "throttled_requests_total",
+			Help: "Requests refused with 429, by what was throttled: login_username, login_ip, register_ip.",
+		}, []string{"kind"})
+		metrics.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "store_errors_total",
+			Help: "Failed session or user store operations (answered 503).",
+		}, []string{"while"})
+		metrics.hashSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "password_hash_duration_seconds",
+			Help:    "Time of each password hash or verification (argon2id and imported formats), excluding the wait for a slot.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		})
+		metrics.gateAllowed = metrics.gate.WithLabelValues("allowed")
+		metrics.gatePublic = metrics.gate.WithLabelValues("public")
+		metrics.gateDenied = metrics.gate.WithLabelValues("denied")
+		metrics.gateRedirected = metrics.gate.WithLabelValues("redirected")
+		metrics.gateCSRF = metrics.gate.WithLabelValues("csrf_failed")
+		metrics.gateError = metrics.gate.WithLabelValues("error")
+	})
+	if registry == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{metrics.logins, metrics.registrations, metrics.gate,
+		metrics.throttled, metrics.storeErrors, metrics.hashSeconds} {
+		// Several session_auth handlers share one registry: register once.
+		if err := registry.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func observeHash(d time.Duration) { metrics.hashSeconds.Observe(d.Seconds()) }

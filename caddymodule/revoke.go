@@ -1,0 +1,142 @@
+package caddymodule
+
+import (
+	"errors"
+	"net/http"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/passwords"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
+)
+
+// Revocation: a password change ends every other session of the user, and
+// logout/all ends all of them. Both bump the user's SessionEpoch, which every
+// request checks (authenticate), so no session store is scanned.
+
+// Django's PasswordChangeForm messages.
+const (
+	msgOldPasswordWrong   = "Your old password was entered incorrectly. Please enter it again."
+	msgNewPasswordsDiffer = "The two password fields didn’t match."
+)
+
+var (
+	bodyPasswordChanged = []byte(`{"detail":"New password has been saved."}`)
+	bodyLogoutAll       = []byte(`{"message":"Logged out of all sessions"}`)
+)
+
+// errEpochMoved: the user's sessions were revoked while the request ran.
+var errEpochMoved = errors.New("session epoch moved during the request")
+
+// changePassword serves POST <prefix>/password/ with old_password,
+// new_password and new_password2, as Django's PasswordChangeForm checks
+// them. On success the user's other sessions end; this one goes on under a
+// new token (the CSRF secret is kept, as Django's update_session_auth_hash
+// keeps it).
+func (s *SessionAuth) changePassword(w http.ResponseWriter, r *http.Request, auth authResult) {
+	data, derr := readData(w, r, s.MaxBodyBytes)
+	if derr != nil {
+		writeJSON(w, derr.status, derr.body)
+		return
+	}
+	u := auth.who.user
+	var errs fieldErrors
+	if old, ok := stringField(data, "old_password", &errs); ok {
+		// A wrong old password is a failed login: throttled and counted
+		// alike, checked before any hashing.
+		if s.loginThrottled(w, r, u.Username) != "" {
+			return
+		}
+		if match, _, _ := s.hasher.Verify(r.Context(), old, u.PasswordHash); !match {
+			s.loginFailed(r, u.Username)
+			errs.add("old_password", msgOldPasswordWrong)
+		}
+	}
+	newPassword, ok1 := stringField(data, "new_password", &errs)
+	newPassword2, ok2 := stringField(data, "new_password2", &errs)
+	if ok1 && ok2 {
+		if newPassword != newPassword2 {
+			errs.add("new_password2", msgNewPasswordsDiffer)
+		} else {
+			for _, msg := range passwords.Validate(newPassword2, map[string]string{"username": u.Username, "email": u.Email}) {
+				errs.add("new_password2", msg)
+			}
+		}
+	}
+	if !errs.empty() {
+		writeValue(w, http.StatusBadRequest, &errs)
+		return
+	}
+
+	hash, err := s.hasher.Hash(r.Context(), newPassword)
+	if err != nil {
+		s.serverError(w, "hashing password", err)
+		return
+	}
+	// The new session is committed first, under the epoch about to be
+	// set: until the user record moves to it, it is not valid, and if
+	// anything fails before, the current session is untouched.
+	epoch := u.SessionEpoch + 1
+	fresh, err := s.sessions.Load(r.Context(), "")
+	if err != nil {
+		s.storeFailure(w, "starting session", err)
+		return
+	}
+	s.sessions.Put(fresh, keyUserID, u.ID)
+	s.sessions.Put(fresh, keyEpoch, epoch)
+	s.sessions.Put(fresh, keyCSRF, auth.who.csrfSecret)
+	token, _, err := s.sessions.Commit(fresh)
+	if err != nil {
+		s.storeFailure(w, "starting session", err)
+		return
+	}
+	_, err = s.users.Update(u.ID, func(cur *users.User) error {
+		if cur.SessionEpoch != u.SessionEpoch {
+			return errEpochMoved
+		}
+		cur.PasswordHash = hash
+		cur.SessionEpoch = epoch
+		return nil
+	})
+	if err != nil {
+		if derr := s.sessions.Destroy(fresh); derr != nil {
+			s.logger.Warn("could not delete an unused session", zap.Error(derr))
+		}
+		if errors.Is(err, errEpochMoved) || errors.Is(err, users.ErrNotFound) {
+			s.expireSessionCookie(w, r)
+			writeJSON(w, http.StatusForbidden, bodyNotAuthenticated)
+			return
+		}
+		s.storeFailure(w, "changing password", err)
+		return
+	}
+	// The old session is dead by its epoch already; deleting it only
+	// frees the store early.
+	if err := s.sessions.Destroy(auth.who.ctx); err != nil {
+		s.logger.Warn("could not delete the replaced session", zap.Error(err))
+	}
+	s.setSessionCookie(w, r, token)
+	s.logger.Info("password changed; other sessions ended", zap.Int64("user_id", u.ID),
+		zap.String("username", u.Username), zap.String("client_ip", clientIP(r)))
+	writeJSON(w, http.StatusOK, bodyPasswordChanged)
+}
+
+// logoutAll serves POST <prefix>/logout/all/: every session of the user
+// ends, this one included.
+func (s *SessionAuth) logoutAll(w http.ResponseWriter, r *http.Request, auth authResult) {
+	u := auth.who.user
+	if _, err := s.users.Update(u.ID, func(cur *users.User) error {
+		cur.SessionEpoch++
+		return nil
+	}); err != nil && !errors.Is(err, users.ErrNotFound) {
+		s.storeFailure(w, "ending all sessions", err)
+		return
+	}
+	if err := s.sessions.Destroy(auth.who.ctx); err != nil {
+		s.logger.Warn("could not delete the ended session", zap.Error(err))
+	}
+	s.expireSessionCookie(w, r)
+	s.logger.Info("logout from all sessions", zap.Int64("user_id", u.ID), zap.String("username", u.Username),
+		zap.String("client_ip", clientIP(r)))
+	writeJSON(w, http.StatusOK, bodyLogoutAll)
+}

@@ -1,0 +1,334 @@
+package caddymodule
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/sessions"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/throttle"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
+)
+
+// Throttle defaults, as Authelia's regulation has them in spirit (it bans
+// after 3 failures in 2 minutes for 5 minutes) with room for typos.
+const (
+	defaultUserFailures      = 5
+	defaultIPFailures        = 20
+	defaultFailureWindow     = caddy.Duration(2 * time.Minute)
+	defaultBanTime           = caddy.Duration(5 * time.Minute)
+	defaultRegistrations     = 20
+	defaultRegisterWindow    = caddy.Duration(10 * time.Minute)
+	defaultThrottlePrefix    = "session_auth:throttle:"
+	memoryThrottlePoolPrefix = "throttle-memory:"
+)
+
+// LoginThrottle bounds failed logins, in the spirit of Authelia's
+// regulation: UserFailures failed logins for one username, or IPFailures
+// from one client IP, within Window ban that username (or IP) for Ban. While
+// banned, logins for it get 429 with Retry-After, even with the right
+// password, before any password is checked. A successful login clears its
+// username's count (not its IP's). Wrong old passwords on the password
+// change endpoint count too. Zero fields take the defaults.
+//
+// The client IP is Caddy's (honouring the server's trusted_proxies); IPv6
+// clients are counted per /64. With Redis configured the counts are kept
+// there (every instance sees them) and a Redis that does not answer makes
+// logins fail with 503 (fail closed); otherwise they are kept in memory.
+type LoginThrottle struct {
+	// Off disables the login throttle.
+	Off bool `json:"off,omitempty"`
+	// UserFailures is the number of failures that bans a username.
+	// Default: 5.
+	UserFailures int `json:"user_failures,omitempty"`
+	// IPFailures is the number of failures that bans a client IP.
+	// Default: 20.
+	IPFailures int `json:"ip_failures,omitempty"`
+	// Window is the time, from a key's first failure, within which its
+	// failures count towards a ban. Default: 2m.
+	Window caddy.Duration `json:"window,omitempty"`
+	// Ban is how long a ban lasts. Default: 5m.
+	Ban caddy.Duration `json:"ban,omitempty"`
+}
+
+// RegisterThrottle bounds registration attempts per client IP: beyond
+// Count within Window (from the first), they get 429 until the window ends.
+// Storage and failure behaviour are the login throttle's.
+type RegisterThrottle struct {
+	// Off disables the registration throttle.
+	Off bool `json:"off,omitempty"`
+	// Count is the number of attempts allowed per window. Default: 20.
+	Count int `json:"count,omitempty"`
+	// Window is the length of a window. Default: 10m.
+	Window caddy.Duration `json:"window,omitempty"`
+}
+
+// limiter applies the throttles of one handler.
+type limiter struct {
+	store    throttle.Store
+	login    *LoginThrottle    // nil: off
+	register *RegisterThrottle // nil: off
+	poolKey  string            // memory store's usage pool key, if any
+}
+
+// throttlePool shares in-memory counters across config reloads, keyed by
+// the users DB (one DB is one deployment).
+var throttlePool = caddy.NewUsagePool()
+
+type memoryThrottle struct{ *throttle.Memory }
+
+func (memoryThrottle) Destruct() error { return nil }
+
+// provisionThrottle fills in the throttles' defaults and picks their store:
+// Redis through rc when set, else memory shared by configs over one DB.
+func (s *SessionAuth) provisionThrottle(rc *sessions.RedisClient) error {
+	l := &limiter{}
+	if lt := s.LoginThrottle; lt == nil || !lt.Off {
+		c := LoginThrottle{}
+		if lt != nil {
+			c = *lt
+		}
+		c.UserFailures = cmp0(c.UserFailures, defaultUserFailures)
+		c.IPFailures = cmp0(c.IPFailures, defaultIPFailures)
+		c.Window = cmp0(c.Window, defaultFailureWindow)
+		c.Ban = cmp0(c.Ban, defaultBanTime)
+		l.login = &c
+	}
+	if rt := s.RegisterThrottle; rt == nil || !rt.Off {
+		c := RegisterThrottle{}
+		if rt != nil {
+			c = *rt
+		}
+		c.Count = cmp0(c.Count, defaultRegistrations)
+		c.Window = cmp0(c.Window, defaultRegisterWindow)
+		l.register = &c
+	}
+	if s.ThrottleKeyPrefix == "" {
+		s.ThrottleKeyPrefix = defaultThrottlePrefix
+	}
+	s.limits = l
+	if l.login == nil && l.register == nil {
+		return nil
+	}
+	if rc != nil {
+		l.store = throttle.NewRedis(rc.Pool, s.ThrottleKeyPrefix, rc.Do)
+		return nil
+	}
+	key := memoryThrottlePoolPrefix + s.dbKey
+	v, _, err := throttlePool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return memoryThrottle{throttle.NewMemory(0)}, nil
+	})
+	if err != nil {
+		return err
+	}
+	l.store, l.poolKey = v.(memoryThrottle).Memory, key
+	return nil
+}
+
+func (s *SessionAuth) releaseThrottle() error {
+	if s.limits == nil || s.limits.poolKey == "" {
+		return nil
+	}
+	_, err := throttlePool.Delete(s.limits.poolKey)
+	return err
+}
+
+// cmp0 returns v, or def when v is not positive.
+func cmp0[T int | caddy.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// Throttle keys: a username is hashed (bounded length, never stored as
+// typed), folded first so that its case and look-alike spellings count as
+// one; an IP is kept as is, IPv6 cut to its /64.
+func userThrottleKey(username string) string {
+	sum := sha256.Sum256([]byte(users.UsernameKey(normalizeUsername(username))))
+	return "u:" + hex.EncodeToString(sum[:16])
+}
+
+func ipThrottleKey(r *http.Request) string {
+	ip := clientIP(r)
+	if parsed := net.ParseIP(ip); parsed != nil {
+		if v4 := parsed.To4(); v4 != nil {
+			ip = v4.String()
+		} else {
+			ip = parsed.Mask(net.CIDRMask(64, 128)).String() + "/64"
+		}
+	}
+	return "ip:" + ip
+}
+
+// loginThrottled answers 429 for a banned username or client IP, or 503 if
+// the throttle's store fails (fail closed), and then returns the metrics
+// result (resultThrottled or resultError); "" lets the login go on. It runs
+// before any password is checked.
+func (s *SessionAuth) loginThrottled(w http.ResponseWriter, r *http.Request, username string) string {
+	if s.limits == nil || s.limits.login == nil {
+		return ""
+	}
+	wait, which, err := s.limits.store.Banned(userThrottleKey(username), ipThrottleKey(r))
+	if err != nil {
+		s.storeFailure(w, "checking the login throttle", err)
+		return resultError
+	}
+	if wait > 0 {
+		kind := "login_username"
+		if which == 1 {
+			kind = "login_ip"
+		}
+		metrics.throttled.WithLabelValues(kind).Inc()
+		s.logger.Info("login throttled", zap.String("username", username), zap.String("client_ip", clientIP(r)),
+			zap.String("banned", kind), zap.Duration("retry_after", wait))
+		writeThrottled(w, wait)
+		return resultThrottled
+	}
+	return ""
+}
+
+// loginFailed counts a failed login against its username and client IP.
+// A store failure here is logged only: the answer (400) is already known.
+func (s *SessionAuth) loginFailed(r *http.Request, username string) {
+	if s.limits == nil || s.limits.login == nil {
+		return
+	}
+	lt := s.limits.login
+	window, ban := time.Duration(lt.Window), time.Duration(lt.Ban)
+	for _, c := range []struct {
+		key   string
+		limit int
+		what  string
+	}{
+		{userThrottleKey(username), lt.UserFailures, "username"},
+		{ipThrottleKey(r), lt.IPFailures, "client IP"},
+	} {
+		banned, err := s.limits.store.Fail(c.key, c.limit, window, ban)
+		if err != nil {
+			s.logger.Error("store failure", zap.String("while", "counting a failed login"), zap.Error(err))
+			return
+		}
+		if banned > 0 {
+			s.logger.Warn("too many failed logins: "+c.what+" banned", zap.String("username", username),
+				zap.String("client_ip", clientIP(r)), zap.Duration("ban", banned))
+		}
+	}
+}
+
+// loginSucceeded clears the username's failure count.
+func (s *SessionAuth) loginSucceeded(username string) {
+	if s.limits == nil || s.limits.login == nil {
+		return
+	}
+	if err := s.limits.store.Forget(userThrottleKey(username)); err != nil {
+		s.logger.Error("store failure", zap.String("while", "clearing failed logins"), zap.Error(err))
+	}
+}
+
+// registerThrottled counts a registration attempt against the client IP
+// and answers 429 (over the limit) or 503 (store failure), returning the
+// metrics result; "" lets the registration go on.
+func (s *SessionAuth) registerThrottled(w http.ResponseWriter, r *http.Request) string {
+	if s.limits == nil || s.limits.register == nil {
+		return ""
+	}
+	rt := s.limits.register
+	wait, err := s.limits.store.Take("reg:"+ipThrottleKey(r), rt.Count, time.Duration(rt.Window))
+	if err != nil {
+		s.storeFailure(w, "checking the registration throttle", err)
+		return resultError
+	}
+	if wait > 0 {
+		metrics.throttled.WithLabelValues("register_ip").Inc()
+		s.logger.Info("registration throttled", zap.String("client_ip", clientIP(r)), zap.Duration("retry_after", wait))
+		writeThrottled(w, wait)
+		return resultThrottled
+	}
+	return ""
+}
+
+// writeThrottled answers as DRF's throttling does: 429, Retry-After in whole
+// seconds, and its message.
+func writeThrottled(w http.ResponseWriter, wait time.Duration) {
+	secs := max(1, int64(math.Ceil(wait.Seconds())))
+	n := strconv.FormatInt(secs, 10)
+	unit := " seconds."
+	if secs == 1 {
+		unit = " second."
+	}
+	w.Header().Set("Retry-After", n)
+	writeDetail(w, http.StatusTooManyRequests, "Request was throttled. Expected available in "+n+unit)
+}
+
+// parseLoginThrottle reads `login_throttle off` or
+// `login_throttle <user_failures> <ip_failures> <window> <ban>`.
+func parseLoginThrottle(d *caddyfile.Dispenser) (*LoginThrottle, error) {
+	args := d.RemainingArgs()
+	if len(args) == 1 && args[0] == "off" {
+		return &LoginThrottle{Off: true}, nil
+	}
+	if len(args) != 4 {
+		return nil, d.Errf("login_throttle: want `off` or <user_failures> <ip_failures> <window> <ban>, got %d arguments", len(args))
+	}
+	var lt LoginThrottle
+	var err error
+	if lt.UserFailures, err = positiveInt(d, "login_throttle", "user_failures", args[0]); err != nil {
+		return nil, err
+	}
+	if lt.IPFailures, err = positiveInt(d, "login_throttle", "ip_failures", args[1]); err != nil {
+		return nil, err
+	}
+	if lt.Window, err = positiveDuration(d, "login_throttle", "window", args[2]); err != nil {
+		return nil, err
+	}
+	if lt.Ban, err = positiveDuration(d, "login_throttle", "ban", args[3]); err != nil {
+		return nil, err
+	}
+	return &lt, nil
+}
+
+// parseRegisterThrottle reads `register_throttle off` or
+// `register_throttle <count> <window>`.
+func parseRegisterThrottle(d *caddyfile.Dispenser) (*RegisterThrottle, error) {
+	args := d.RemainingArgs()
+	if len(args) == 1 && args[0] == "off" {
+		return &RegisterThrottle{Off: true}, nil
+	}
+	if len(args) != 2 {
+		return nil, d.Errf("register_throttle: want `off` or <count> <window>, got %d arguments", len(args))
+	}
+	var rt RegisterThrottle
+	var err error
+	if rt.Count, err = positiveInt(d, "register_throttle", "count", args[0]); err != nil {
+		return nil, err
+	}
+	if rt.Window, err = positiveDuration(d, "register_throttle", "window", args[1]); err != nil {
+		return nil, err
+	}
+	return &rt, nil
+}
+
+func positiveInt(d *caddyfile.Dispenser, sub, what, v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, d.Errf("%s: %s: want a positive integer, got %q", sub, what, v)
+	}
+	return n, nil
+}
+
+func positiveDuration(d *caddyfile.Dispenser, sub, what, v string) (caddy.Duration, error) {
+	dur, err := caddy.ParseDuration(v)
+	if err != nil || dur <= 0 {
+		return 0, d.Errf("%s: %s: invalid duration %q", sub, what, v)
+	}
+	return caddy.Duration(dur), nil
+}
