@@ -115,6 +115,7 @@ func (s *SessionAuth) changePassword(w http.ResponseWriter, r *http.Request, aut
 	if err := s.sessions.Destroy(auth.who.ctx); err != nil {
 		s.logger.Warn("could not delete the replaced session", zap.Error(err))
 	}
+	s.loginSucceeded(u.Username)
 	s.setSessionCookie(w, r, token)
 	s.logger.Info("password changed; other sessions ended", zap.Int64("user_id", u.ID),
 		zap.String("username", u.Username), zap.String("client_ip", clientIP(r)))

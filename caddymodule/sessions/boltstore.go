@@ -24,9 +24,14 @@ const expiryLen = 8
 //
 // bbolt serialises write transactions and fsyncs each one, so Find, which
 // runs on every request, only ever uses a read transaction; expired entries
-// are left for the background cleanup rather than deleted on read.
+// are left for the background cleanup rather than deleted on read. Find is
+// served from an in-memory cache that every write through the store keeps
+// exact (see findCache); so all writes to a database's sessions must go
+// through one BoltStore, which bbolt's exclusive file lock and Caddy's
+// shared store already ensure.
 type BoltStore struct {
-	db *bbolt.DB
+	db    *bbolt.DB
+	cache *findCache
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -47,7 +52,7 @@ func NewBoltStore(db *bbolt.DB, cleanupInterval time.Duration) (*BoltStore, erro
 	if err != nil {
 		return nil, fmt.Errorf("sessions: creating bucket %q: %w", sessionsBucket, err)
 	}
-	s := &BoltStore{db: db, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &BoltStore{db: db, cache: newFindCache(defaultFindCacheSize), stop: make(chan struct{}), done: make(chan struct{})}
 	if cleanupInterval > 0 {
 		go s.cleanupLoop(cleanupInterval)
 	} else {
@@ -58,8 +63,16 @@ func NewBoltStore(db *bbolt.DB, cleanupInterval time.Duration) (*BoltStore, erro
 
 // Find implements scs.Store. An expired session is reported as not found.
 func (s *BoltStore) Find(token string) ([]byte, bool, error) {
+	e, ok, gen := s.cache.get(token)
+	if ok {
+		if time.Now().UnixNano() >= e.expiry {
+			return nil, false, nil
+		}
+		return append([]byte(nil), e.data...), true, nil
+	}
 	var b []byte
 	var found bool
+	var expiry int64
 	// scs tokens (raw or hashed) are 43 bytes, past the 32 that Go
 	// converts on the stack; a local array keeps the key off the heap.
 	var buf [64]byte
@@ -72,7 +85,8 @@ func (s *BoltStore) Find(token string) ([]byte, bool, error) {
 		if len(v) < expiryLen {
 			return fmt.Errorf("sessions: corrupt stored session (%d bytes)", len(v))
 		}
-		if time.Now().UnixNano() >= int64(binary.BigEndian.Uint64(v)) {
+		expiry = int64(binary.BigEndian.Uint64(v))
+		if time.Now().UnixNano() >= expiry {
 			return nil
 		}
 		// v is bbolt's memory-mapped page, valid only inside the tx.
@@ -84,6 +98,9 @@ func (s *BoltStore) Find(token string) ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
+	if found {
+		s.cache.put(token, expiry, b, gen)
+	}
 	return b, found, nil
 }
 
@@ -92,6 +109,7 @@ func (s *BoltStore) Commit(token string, b []byte, expiry time.Time) error {
 	v := make([]byte, expiryLen+len(b))
 	binary.BigEndian.PutUint64(v, uint64(unixNanos(expiry)))
 	copy(v[expiryLen:], b)
+	defer s.cache.invalidate(token)
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(sessionsBucket).Put([]byte(token), v)
 	})
@@ -99,6 +117,7 @@ func (s *BoltStore) Commit(token string, b []byte, expiry time.Time) error {
 
 // Delete implements scs.Store. Deleting a missing token is not an error.
 func (s *BoltStore) Delete(token string) error {
+	defer s.cache.invalidate(token)
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(sessionsBucket).Delete([]byte(token))
 	})

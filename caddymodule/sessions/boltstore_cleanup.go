@@ -72,6 +72,15 @@ func (s *BoltStore) scanExpired(from []byte, now int64) (expired [][]byte, next 
 // re-checking each one: it may have been re-committed since the scan.
 func (s *BoltStore) deleteIfExpired(keys [][]byte, now int64) (int, error) {
 	n := 0
+	// Expired entries never count as found, cached or not: dropping them
+	// only frees the cache's room.
+	defer func() {
+		tokens := make([]string, len(keys))
+		for i, k := range keys {
+			tokens[i] = string(k)
+		}
+		s.cache.invalidate(tokens...)
+	}()
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(sessionsBucket)
 		for _, k := range keys {

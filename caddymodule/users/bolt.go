@@ -18,9 +18,14 @@ var (
 )
 
 // BoltStore is a Store over a bbolt database. It is safe for concurrent use;
-// writes are serialised by bbolt, reads run in parallel.
+// writes are serialised by bbolt, reads run in parallel. ByID is served from
+// an in-memory cache of decoded users that every write through the store
+// keeps exact (see userCache); so all writes to a database must go through
+// one BoltStore, which bbolt's exclusive file lock and Caddy's shared store
+// already ensure.
 type BoltStore struct {
-	db *bbolt.DB
+	db    *bbolt.DB
+	cache *userCache
 }
 
 var _ Store = (*BoltStore)(nil)
@@ -39,16 +44,20 @@ func NewBoltStore(db *bbolt.DB) (*BoltStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &BoltStore{db: db}, nil
+	return &BoltStore{db: db, cache: newUserCache(defaultUserCacheSize)}, nil
 }
 
-// ByID implements Store. It is the per-request read: one read transaction
-// and two allocations (the User and its strings).
+// ByID implements Store. It is the per-request read: from the cache, one
+// allocation (the copy of the User); otherwise one read transaction.
 func (s *BoltStore) ByID(id int64) (*User, error) {
 	if id <= 0 {
 		return nil, ErrNotFound
 	}
-	u := new(User)
+	u, gen := s.cache.get(id)
+	if u != nil {
+		return u, nil
+	}
+	u = new(User)
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		var key [8]byte
 		binary.BigEndian.PutUint64(key[:], uint64(id))
@@ -61,6 +70,7 @@ func (s *BoltStore) ByID(id int64) (*User, error) {
 	if err != nil {
 		return nil, wrapRecordErr(id, err)
 	}
+	s.cache.put(u, gen)
 	return u, nil
 }
 
@@ -98,6 +108,7 @@ func (s *BoltStore) Create(u *User) error {
 	if rec.DateJoined.IsZero() {
 		rec.DateJoined = time.Now()
 	}
+	defer func() { s.cache.invalidate(rec.ID) }()
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		b := buckets(tx)
 		if rec.ID == 0 {
@@ -118,6 +129,7 @@ func (s *BoltStore) Create(u *User) error {
 
 // Update implements Store.
 func (s *BoltStore) Update(id int64, fn func(u *User) error) (*User, error) {
+	defer s.cache.invalidate(id)
 	u := new(User)
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		b := buckets(tx)
@@ -161,6 +173,7 @@ func (s *BoltStore) Update(id int64, fn func(u *User) error) (*User, error) {
 
 // Delete implements Store.
 func (s *BoltStore) Delete(id int64) error {
+	defer s.cache.invalidate(id)
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		b := buckets(tx)
 		key := idKey(id)
@@ -217,6 +230,7 @@ func (s *BoltStore) CreateMany(us []*User, skipExisting bool) (int, error) {
 	created := make([]bool, len(us))
 	now := time.Now()
 	n := 0
+	defer s.cache.invalidate()
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		b := buckets(tx)
 		// Move the sequence past every explicit id first, so ids assigned
