@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,9 @@ const (
 	defaultMaxBody       = 64 << 10
 	defaultRedisPrefix   = "session_auth:session:"
 	defaultDBLockTimeout = caddy.Duration(3 * time.Second)
+	// Each argon2id hash holds 19 MiB: at 4 at once, 200 concurrent logins
+	// peak near 250 MiB of RSS (memory_test.go); 8 reach about 440 MiB.
+	maxDefaultHashConcurrency = 4
 )
 
 // SessionAuth is an HTTP handler that answers a session-login JSON API
@@ -91,7 +95,7 @@ type SessionAuth struct {
 
 	// HashConcurrency bounds how many password hashes run at once (each
 	// takes 19 MiB), so a login flood cannot exhaust memory.
-	// Default: the number of CPUs.
+	// Default: the number of CPUs, at most 4.
 	HashConcurrency int `json:"hash_concurrency,omitempty"`
 
 	// DBLockTimeout is how long to wait for the UsersDB file lock before
@@ -197,6 +201,9 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	}
 	s.routes = s.buildRoutes()
 	s.strip = newHeaderNames(s.IdentityHeaders.UserID, s.IdentityHeaders.Username, s.IdentityHeaders.Email)
+	if s.HashConcurrency <= 0 {
+		s.HashConcurrency = min(runtime.NumCPU(), maxDefaultHashConcurrency)
+	}
 	s.hasher = passwords.NewHasher(passwords.DefaultParams, s.HashConcurrency)
 	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)

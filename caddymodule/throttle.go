@@ -96,10 +96,10 @@ func (s *SessionAuth) provisionThrottle(rc *sessions.RedisClient) error {
 		if lt != nil {
 			c = *lt
 		}
-		c.UserFailures = cmp0(c.UserFailures, defaultUserFailures)
-		c.IPFailures = cmp0(c.IPFailures, defaultIPFailures)
-		c.Window = cmp0(c.Window, defaultFailureWindow)
-		c.Ban = cmp0(c.Ban, defaultBanTime)
+		c.UserFailures = orDefault(c.UserFailures, defaultUserFailures)
+		c.IPFailures = orDefault(c.IPFailures, defaultIPFailures)
+		c.Window = orDefault(c.Window, defaultFailureWindow)
+		c.Ban = orDefault(c.Ban, defaultBanTime)
 		l.login = &c
 	}
 	if rt := s.RegisterThrottle; rt == nil || !rt.Off {
@@ -107,8 +107,8 @@ func (s *SessionAuth) provisionThrottle(rc *sessions.RedisClient) error {
 		if rt != nil {
 			c = *rt
 		}
-		c.Count = cmp0(c.Count, defaultRegistrations)
-		c.Window = cmp0(c.Window, defaultRegisterWindow)
+		c.Count = orDefault(c.Count, defaultRegistrations)
+		c.Window = orDefault(c.Window, defaultRegisterWindow)
 		l.register = &c
 	}
 	if s.ThrottleKeyPrefix == "" {
@@ -141,8 +141,8 @@ func (s *SessionAuth) releaseThrottle() error {
 	return err
 }
 
-// cmp0 returns v, or def when v is not positive.
-func cmp0[T int | caddy.Duration](v, def T) T {
+// orDefault returns v, or def when v is not positive.
+func orDefault[T int | caddy.Duration](v, def T) T {
 	if v <= 0 {
 		return def
 	}

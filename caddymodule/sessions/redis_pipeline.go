@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -207,6 +208,10 @@ func (pc *pipeConn) writeLoop() {
 				pc.c.Close()
 			}
 		}
+		// Let the goroutines that are ready to run (under load, other
+		// requests about to queue their reads) run first, so that they
+		// share this write; with nothing else to run, this returns at once.
+		runtime.Gosched()
 		pc.mu.Lock()
 		batch := pc.queue
 		pc.queue = pc.spare[:0]

@@ -197,7 +197,8 @@ func TestRedisPipelineIdleClose(t *testing.T) {
 }
 
 // BenchmarkRedisFind compares the session read over the pipeline with
-// redisstore's (a pooled connection per read), from many goroutines.
+// redisstore's (a pooled connection per read): one at a time (latency), and
+// from GOMAXPROCS×1 and GOMAXPROCS×16 goroutines (throughput).
 func BenchmarkRedisFind(b *testing.B) {
 	srv := testredis.Start(b)
 	pool, err := NewRedisPool(srv.URL(), PoolOptions{})
@@ -221,6 +222,14 @@ func BenchmarkRedisFind(b *testing.B) {
 		}},
 		{"pipeline", func() ([]byte, error) { return p.get(srv.Prefix + token) }},
 	} {
+		b.Run(bc.name+"/serial", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if v, err := bc.find(); err != nil || len(v) == 0 {
+					b.Fatal(err)
+				}
+			}
+		})
 		for _, par := range []int{1, 16} {
 			b.Run(fmt.Sprintf("%s/goroutines=%d", bc.name, par), func(b *testing.B) {
 				b.ReportAllocs()
