@@ -11,13 +11,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
-
-	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/passwords"
 )
 
 func init() {
@@ -40,12 +37,6 @@ const adminAPIBase = "/session-auth/"
 
 // maxAdminBody bounds request bodies (an import of ~100,000 users fits).
 const maxAdminBody = 64 << 20
-
-// adminHasher hashes passwords set through the admin API. It is shared by
-// every admin API instance (the admin server is rebuilt on config changes).
-var adminHasher = sync.OnceValue(func() *passwords.Hasher {
-	return passwords.NewHasher(passwords.DefaultParams, 0)
-})
 
 // adminAPI is the admin.api.session_auth module: it manages the users of
 // the session_auth handlers running in this process, on the same open
@@ -139,7 +130,7 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	// Hashing waits for a slot; don't let a client that went away hold one.
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 	defer cancel()
-	result, err := op.run(ctx, storeAdmin{store: sdb.users, hasher: adminHasher()}, body)
+	result, err := op.run(ctx, storeAdmin{store: sdb.users, hasher: sharedHasher(maxDefaultHashConcurrency)}, body)
 	if err != nil {
 		return apiError(err)
 	}

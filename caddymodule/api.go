@@ -2,8 +2,10 @@ package caddymodule
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -33,20 +35,45 @@ var (
 	allowGet  = []string{"GET, HEAD, OPTIONS"}
 )
 
-func (s *SessionAuth) buildRoutes() map[string]endpoint {
+// buildRoutes maps each of the API's paths to its endpoint. Configurable
+// paths (login_page, health_path) must not shadow another endpoint.
+func (s *SessionAuth) buildRoutes() (map[string]endpoint, error) {
 	p := s.APIPrefix
-	return map[string]endpoint{
-		p + "/register/":      {name: "Register", allow: allowPost, methods: postOnly, serve: (*SessionAuth).register},
-		p + "/login/":         {name: "Login", allow: allowPost, methods: postOnly, serve: (*SessionAuth).login},
-		p + "/logout/":        {name: "Logout", needsSession: true, allow: allowPost, methods: postOnly, serve: (*SessionAuth).logout},
-		p + "/logout/all/":    {name: "Logout All", needsSession: true, allow: allowPost, methods: postOnly, serve: (*SessionAuth).logoutAll},
-		p + "/password/":      {name: "Password Change", needsSession: true, allow: allowPost, methods: postOnly, serve: (*SessionAuth).changePassword},
-		p + "/user/":          {name: "User", needsSession: true, allow: allowGet, methods: getHead, serve: (*SessionAuth).currentUser},
-		p + "/protected/":     {name: "Protected", needsSession: true, allow: allowGet, methods: getHead, serve: (*SessionAuth).currentUser},
-		s.HealthPath:          {raw: func(s *SessionAuth, w http.ResponseWriter, r *http.Request) { s.health.serve(w, r) }},
-		p + "/auth/":          {raw: (*SessionAuth).forwardAuth},
-		p + "/" + s.LoginPage: {raw: func(s *SessionAuth, w http.ResponseWriter, r *http.Request) { s.page.serve(w, r) }},
+	list := []struct {
+		path string
+		ep   endpoint
+	}{
+		{p + "/register/", endpoint{name: "Register", allow: allowPost, methods: postOnly, serve: (*SessionAuth).register}},
+		{p + "/login/", endpoint{name: "Login", allow: allowPost, methods: postOnly, serve: (*SessionAuth).login}},
+		{p + "/logout/", endpoint{name: "Logout", needsSession: true, allow: allowPost, methods: postOnly, serve: (*SessionAuth).logout}},
+		{p + "/logout/all/", endpoint{name: "Logout All", needsSession: true, allow: allowPost, methods: postOnly, serve: (*SessionAuth).logoutAll}},
+		{p + "/password/", endpoint{name: "Password Change", needsSession: true, allow: allowPost, methods: postOnly, serve: (*SessionAuth).changePassword}},
+		{p + "/user/", endpoint{name: "User", needsSession: true, allow: allowGet, methods: getHead, serve: (*SessionAuth).currentUser}},
+		{p + "/protected/", endpoint{name: "Protected", needsSession: true, allow: allowGet, methods: getHead, serve: (*SessionAuth).currentUser}},
+		{p + "/auth/", endpoint{raw: (*SessionAuth).forwardAuth}},
+		{s.HealthPath, endpoint{raw: func(s *SessionAuth, w http.ResponseWriter, r *http.Request) { s.health.serve(w, r) }}},
+		{p + "/" + s.LoginPage, endpoint{raw: func(s *SessionAuth, w http.ResponseWriter, r *http.Request) { s.page.serve(w, r) }}},
 	}
+	routes := make(map[string]endpoint, len(list))
+	for _, rt := range list {
+		if _, taken := routes[rt.path]; taken {
+			return nil, fmt.Errorf("path %s is already one of the API's endpoints: choose another login_page or health_path", rt.path)
+		}
+		routes[rt.path] = rt.ep
+	}
+	return routes, nil
+}
+
+// slashless lists the routes' paths without their trailing slash, which
+// are redirected to them.
+func slashless(routes map[string]endpoint) map[string]struct{} {
+	m := make(map[string]struct{}, len(routes))
+	for path := range routes {
+		if trimmed := strings.TrimSuffix(path, "/"); trimmed != path && trimmed != "" {
+			m[trimmed] = struct{}{}
+		}
+	}
+	return m
 }
 
 // serveAPI runs an endpoint through DRF's order: authentication (with CSRF
@@ -141,10 +168,12 @@ func (s *SessionAuth) register(w http.ResponseWriter, r *http.Request, _ authRes
 		return
 	}
 
-	hash, err := s.hasher.Hash(r.Context(), password)
+	ctx, cancel := hashContext(r.Context())
+	hash, err := s.hasher.Hash(ctx, password)
+	cancel()
 	if err != nil {
 		result = resultError
-		s.serverError(w, "hashing password", err)
+		s.storeFailure(w, "hashing password", err) // no slot in time: 503, retry later
 		return
 	}
 	u := &users.User{Username: username, Email: normalizeEmail(email), PasswordHash: hash, IsActive: true}
@@ -180,24 +209,27 @@ func (s *SessionAuth) login(w http.ResponseWriter, r *http.Request, _ authResult
 		return
 	}
 
-	if result = s.loginThrottled(w, r, username); result != "" {
+	att, throttled := s.loginThrottled(w, r, username)
+	if throttled != "" {
+		result = throttled
 		return
 	}
 	u, ok, err := s.checkCredentials(r, normalizeUsername(username), password)
 	if err != nil {
 		result = resultError
+		s.loginCanceled(att) // a 503 tells nothing of the password
 		s.storeFailure(w, "checking credentials", err)
 		return
 	}
 	if !ok {
 		result = resultBadCredentials
-		s.loginFailed(r, username)
-		s.logger.Info("login failed", zap.String("username", username), zap.String("client_ip", clientIP(r)))
+		s.loginFailed(att)
+		s.logger.Info("login failed", zap.String("username", loggableUsername(username)), zap.String("client_ip", clientIP(r)))
 		writeJSON(w, http.StatusBadRequest, bodyBadCredentials)
 		return
 	}
 
-	s.loginSucceeded(username)
+	s.loginSucceeded(att)
 	token, _, secret, err := s.startSession(r, u)
 	if err != nil {
 		result = resultError
@@ -226,15 +258,20 @@ type loginResponse struct {
 // user exists or is active. A verified outdated hash is upgraded, and the
 // last-login time is recorded.
 func (s *SessionAuth) checkCredentials(r *http.Request, username, password string) (*users.User, bool, error) {
+	ctx, cancel := hashContext(r.Context())
+	defer cancel()
 	u, err := s.users.ByUsername(username)
 	if errors.Is(err, users.ErrNotFound) {
-		s.hasher.VerifyDummy(r.Context(), password)
-		return nil, false, nil
+		s.hasher.VerifyDummy(ctx, password)
+		return nil, false, ctx.Err()
 	}
 	if err != nil {
 		return nil, false, err
 	}
-	ok, rehash, err := s.hasher.Verify(r.Context(), password, u.PasswordHash)
+	ok, rehash, err := s.hasher.Verify(ctx, password, u.PasswordHash)
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return nil, false, ctxErr // no slot in time: 503, not "wrong password"
+	}
 	if err != nil && !errors.Is(err, passwords.ErrUnknownFormat) {
 		s.logger.Warn("unusable password hash", zap.Int64("user_id", u.ID), zap.Error(err))
 	}
@@ -243,23 +280,34 @@ func (s *SessionAuth) checkCredentials(r *http.Request, username, password strin
 	}
 	var newHash string
 	if rehash {
-		if newHash, err = s.hasher.Hash(r.Context(), password); err != nil {
+		if newHash, err = s.hasher.Hash(ctx, password); err != nil {
 			newHash = ""
 		}
 	}
 	now := time.Now().UTC()
-	updated, err := s.users.Update(u.ID, func(u *users.User) error {
-		u.LastLogin = now
+	updated, err := s.users.Update(u.ID, func(cur *users.User) error {
+		// The password was checked against the record read above; if an
+		// operator changed the password, epoch or state meanwhile, that
+		// check no longer stands (and a rehash must not undo a reset).
+		if cur.PasswordHash != u.PasswordHash || cur.SessionEpoch != u.SessionEpoch || !cur.IsActive {
+			return errCredentialsChanged
+		}
+		cur.LastLogin = now
 		if newHash != "" {
-			u.PasswordHash = newHash
+			cur.PasswordHash = newHash
 		}
 		return nil
 	})
+	if errors.Is(err, errCredentialsChanged) || errors.Is(err, users.ErrNotFound) {
+		return nil, false, nil
+	}
 	if err != nil {
 		return nil, false, err
 	}
 	return updated, true, nil
 }
+
+var errCredentialsChanged = errors.New("user changed while the password was checked")
 
 func (s *SessionAuth) logout(w http.ResponseWriter, r *http.Request, auth authResult) {
 	if err := s.sessions.Destroy(auth.who.ctx); err != nil {
@@ -284,9 +332,4 @@ func (s *SessionAuth) storeFailure(w http.ResponseWriter, doing string, err erro
 	s.logger.Error("store failure", zap.String("while", doing), zap.Error(err))
 	w.Header().Del("Set-Cookie")
 	writeJSON(w, http.StatusServiceUnavailable, bodyStoreDown)
-}
-
-func (s *SessionAuth) serverError(w http.ResponseWriter, doing string, err error) {
-	s.logger.Error("internal error", zap.String("while", doing), zap.Error(err))
-	writeJSON(w, http.StatusInternalServerError, bodyServerError)
 }

@@ -76,6 +76,10 @@ func TestInvalidJSONConfig(t *testing.T) {
 	for _, c := range []struct{ field, want string }{
 		{`"cors_origins":["localhost:3000"]`, "not an origin"},
 		{`"session_cookie":"bad name"`, "invalid cookie name"},
+		{`"login_page":"login"`, "already one of the API's endpoints"},
+		{`"health_path":"/api/user/"`, "already one of the API's endpoints"},
+		{`"login_redirect":"//evil.example/"`, "login_redirect"},
+		{`"login_redirect":"javascript:alert(1)"`, "login_redirect"},
 	} {
 		cfg := fmt.Sprintf(`{"admin":{"disabled":true},"apps":{"http":{"servers":{"s":{"listen":["127.0.0.1:%d"],"routes":[{"handle":[{"handler":"session_auth","users_db":%q,%s}]}]}}}}}`,
 			freePort(t), filepath.Join(dir, "u.db"), c.field)

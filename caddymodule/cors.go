@@ -119,5 +119,9 @@ func (s *SessionAuth) withCORS(w http.ResponseWriter, r *http.Request) http.Resp
 	if !s.origins.has(origin) {
 		return w
 	}
+	// Set now too: when a later handler fails (say, 502 from reverse_proxy),
+	// Caddy writes its error response through the unwrapped writer, whose
+	// header map this is.
+	setCORSHeaders(w.Header(), origin)
 	return &corsWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, origin: origin}
 }

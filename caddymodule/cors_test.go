@@ -105,3 +105,21 @@ func splitComma(s string) []string {
 	}
 	return out
 }
+
+// Caddy's own error responses (502 from an unreachable upstream) carry the
+// CORS headers too.
+func TestCORSOnCaddyErrors(t *testing.T) {
+	s := startSite(t, "", "cors_origins http://localhost:3000")
+	sess := s.newUser(t, "corserr")
+	s.upstream.Close()
+	r := s.do(t, req{method: "GET", path: "/app", session: sess, headers: map[string]string{"Origin": "http://localhost:3000"}})
+	if r.StatusCode != 502 {
+		t.Fatalf("status %d", r.StatusCode)
+	}
+	if got := r.Header.Values("Access-Control-Allow-Origin"); len(got) != 1 || got[0] != "http://localhost:3000" {
+		t.Errorf("Allow-Origin on 502 = %v", got)
+	}
+	if got := r.Header.Values("Access-Control-Allow-Credentials"); len(got) != 1 {
+		t.Errorf("Allow-Credentials on 502 = %v", got)
+	}
+}

@@ -32,7 +32,8 @@ func TestPublicPaths(t *testing.T) {
 		"/static%2F..%2Fprivate", "/static/..%2Fprivate", "/static/x/..%2F..%2Fprivate", "//static/../private",
 		"/static//../private", "/private?/static/x", "/private#/static/x", "/private/..%2Fstatic/x",
 		"/private/%2E%2E/static/x", "/static\\..\\private", "/private/.%2e/static/x", "/private;/static/x",
-		"/private/x.css/..%2f..%2fadmin", "/STATIC/../private",
+		"/private/x.css/..%2f..%2fadmin", "/STATIC/../private", "/STATIC/app.js", "/Health",
+		"/static/..;/admin", "/admin;x.css", "/admin/secret;.css", "/static/..%3b/admin", "/static/%3b/x",
 	} {
 		r := s.do(t, req{method: "GET", path: p})
 		if r.StatusCode == 200 {
@@ -126,6 +127,9 @@ http://127.0.0.1:%d {
 	}
 }
 http://127.0.0.1:%d {
+	request_header -X_Auth_User_Id
+	request_header -X_Auth_Username
+	request_header -X_Auth_Email
 	forward_auth 127.0.0.1:%d {
 		uri /api/auth/
 		copy_headers X-Auth-User-Id X-Auth-Username X-Auth-Email
@@ -142,7 +146,7 @@ http://127.0.0.1:%d {
 	if r.StatusCode != 302 || !strings.Contains(r.Header.Get("Location"), "next=%2Fdashboard%3Ftab%3D1") {
 		t.Errorf("browser redirect via forward_auth: %d %q", r.StatusCode, r.Header.Get("Location"))
 	}
-	r = app.do(t, req{method: "GET", path: "/dashboard", session: sess, headers: map[string]string{"X-Auth-Username": "spoof"}})
+	r = app.do(t, req{method: "GET", path: "/dashboard", session: sess, headers: spoofed})
 	if r.StatusCode != 200 {
 		t.Fatalf("forwarded: %d %s", r.StatusCode, r.body)
 	}
@@ -152,6 +156,11 @@ http://127.0.0.1:%d {
 	}
 	if got := e.Headers["X-Auth-User-Id"]; len(got) != 1 || got[0] != "1" {
 		t.Errorf("X-Auth-User-Id = %v", got)
+	}
+	for k := range e.Headers {
+		if strings.Contains(k, "_") {
+			t.Errorf("underscore spelling %s reached the app: %v", k, e.Headers[k])
+		}
 	}
 	// Unsafe methods need the CSRF token through forward-auth too.
 	if r := app.do(t, req{method: "POST", path: "/dashboard", session: sess}); r.StatusCode != 403 {

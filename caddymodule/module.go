@@ -144,23 +144,24 @@ type SessionAuth struct {
 	// APIPrefix. Default: "signin/".
 	LoginPage string `json:"login_page,omitempty"`
 
-	logger   *zap.Logger
-	db       *sharedDB
-	dbKey    string
-	redisKey string
-	users    users.Store
-	sessions *scs.SessionManager
-	hasher   *passwords.Hasher
-	limits   *limiter      // login and registration throttles
-	inflight *atomic.Int64 // requests being served (drain.go)
-	origins  originSet     // CORS origins
-	trusted  originSet     // CORS + CSRF trusted origins
-	routes   map[string]endpoint
-	public   caddyhttp.MatchPath
-	loginURL string // resolved LoginRedirect
-	page     signinPage
-	health   *healthCheck
-	strip    headerNames
+	logger    *zap.Logger
+	db        *sharedDB
+	dbKey     string
+	redisKey  string
+	users     users.Store
+	sessions  *scs.SessionManager
+	hasher    *passwords.Hasher
+	limits    *limiter      // login and registration throttles
+	inflight  *atomic.Int64 // requests being served (drain.go)
+	origins   originSet     // CORS origins
+	trusted   originSet     // CORS + CSRF trusted origins
+	routes    map[string]endpoint
+	redirects map[string]struct{} // slash-less API paths
+	public    caddyhttp.MatchPath
+	loginURL  string // resolved LoginRedirect
+	page      signinPage
+	health    *healthCheck
+	strip     headerNames
 }
 
 // IdentityHeaders names the headers set on requests to the upstream.
@@ -196,19 +197,21 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	if err := s.public.Provision(ctx); err != nil {
 		return fmt.Errorf("public: %v", err)
 	}
-	if s.page, err = newSigninPage(s.APIPrefix); err != nil {
+	if s.page, err = newSigninPage(s.APIPrefix, s.CSRFCookie); err != nil {
 		return err
 	}
-	s.routes = s.buildRoutes()
+	if s.routes, err = s.buildRoutes(); err != nil {
+		return err
+	}
+	s.redirects = slashless(s.routes)
 	s.strip = newHeaderNames(s.IdentityHeaders.UserID, s.IdentityHeaders.Username, s.IdentityHeaders.Email)
 	if s.HashConcurrency <= 0 {
 		s.HashConcurrency = min(runtime.NumCPU(), maxDefaultHashConcurrency)
 	}
-	s.hasher = passwords.NewHasher(passwords.DefaultParams, s.HashConcurrency)
+	s.hasher = sharedHasher(s.HashConcurrency)
 	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
-	s.hasher.SetObserver(observeHash)
 
 	if s.db, s.dbKey, err = openSharedDB(s.UsersDB, time.Duration(s.DBLockTimeout)); err != nil {
 		return err
@@ -232,11 +235,11 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	pool := rc.Pool
 	s.redisKey = key
 	s.health.redis = pool
-	s.sessions.Store = newRedisStore(rc, s.RedisKeyPrefix)
+	s.sessions.Store = sessions.NewRedisStore(rc, s.RedisKeyPrefix) // redisstore, retried once on a broken connection
 	if err := pingRedis(pool); err != nil {
 		// Start anyway: sessions come back when Redis does.
 		s.logger.Warn("redis unreachable at start; session requests will get 503 until it is back",
-			zap.String("redis", redactURL(s.Redis)), zap.Error(err))
+			zap.String("redis", sessions.RedactURL(s.Redis)), zap.Error(err))
 	}
 	return s.provisionThrottle(rc)
 }
@@ -311,7 +314,9 @@ func (s *SessionAuth) Validate() error {
 	}
 	if s.loginURL != "" {
 		u, err := url.Parse(s.loginURL)
-		if err != nil || (u.Scheme != "" && u.Scheme != "http" && u.Scheme != "https") || (u.Scheme == "" && !strings.HasPrefix(s.loginURL, "/")) {
+		relative := u != nil && u.Scheme == "" && strings.HasPrefix(s.loginURL, "/") &&
+			!strings.HasPrefix(s.loginURL, "//") && !strings.HasPrefix(s.loginURL, "/\\")
+		if err != nil || (u.Scheme != "" && u.Scheme != "http" && u.Scheme != "https") || (u.Scheme == "" && !relative) {
 			return fmt.Errorf("login_redirect: want an absolute path or an http(s) URL, got %q", s.LoginRedirect)
 		}
 	}

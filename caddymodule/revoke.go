@@ -43,13 +43,17 @@ func (s *SessionAuth) changePassword(w http.ResponseWriter, r *http.Request, aut
 	var errs fieldErrors
 	if old, ok := stringField(data, "old_password", &errs); ok {
 		// A wrong old password is a failed login: throttled and counted
-		// alike, checked before any hashing.
-		if s.loginThrottled(w, r, u.Username) != "" {
+		// alike, checked before any hashing; a right one is a successful
+		// login, even if the new password is refused.
+		att, throttled := s.loginThrottled(w, r, u.Username)
+		if throttled != "" {
 			return
 		}
 		if match, _, _ := s.hasher.Verify(r.Context(), old, u.PasswordHash); !match {
-			s.loginFailed(r, u.Username)
+			s.loginFailed(att)
 			errs.add("old_password", msgOldPasswordWrong)
+		} else {
+			s.loginSucceeded(att)
 		}
 	}
 	newPassword, ok1 := stringField(data, "new_password", &errs)
@@ -68,9 +72,11 @@ func (s *SessionAuth) changePassword(w http.ResponseWriter, r *http.Request, aut
 		return
 	}
 
-	hash, err := s.hasher.Hash(r.Context(), newPassword)
+	hctx, cancel := hashContext(r.Context())
+	hash, err := s.hasher.Hash(hctx, newPassword)
+	cancel()
 	if err != nil {
-		s.serverError(w, "hashing password", err)
+		s.storeFailure(w, "hashing password", err) // no slot in time: 503
 		return
 	}
 	// The new session is committed first, under the epoch about to be
@@ -115,7 +121,6 @@ func (s *SessionAuth) changePassword(w http.ResponseWriter, r *http.Request, aut
 	if err := s.sessions.Destroy(auth.who.ctx); err != nil {
 		s.logger.Warn("could not delete the replaced session", zap.Error(err))
 	}
-	s.loginSucceeded(u.Username)
 	s.setSessionCookie(w, r, token)
 	s.logger.Info("password changed; other sessions ended", zap.Int64("user_id", u.ID),
 		zap.String("username", u.Username), zap.String("client_ip", clientIP(r)))

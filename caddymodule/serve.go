@@ -26,7 +26,7 @@ func (s *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 		}
 		return nil
 	}
-	if _, ok := s.routes[r.URL.Path+"/"]; ok {
+	if _, ok := s.redirects[r.URL.Path]; ok {
 		redirectSlash(w, r)
 		return nil
 	}

@@ -34,9 +34,11 @@ type signinPage struct {
 	csp  []string
 }
 
-func newSigninPage(apiPrefix string) (signinPage, error) {
+func newSigninPage(apiPrefix, csrfCookie string) (signinPage, error) {
 	prefix, _ := json.Marshal(apiPrefix)
+	cookie, _ := json.Marshal(csrfCookie)
 	script := strings.Replace(signinJS, "API_PREFIX", string(prefix), 1)
+	script = strings.Replace(script, "CSRF_COOKIE", string(cookie), 1)
 	tmpl, err := template.New("signin").Parse(signinHTML)
 	if err != nil {
 		return signinPage{}, err

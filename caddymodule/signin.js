@@ -1,6 +1,7 @@
 "use strict";
 (function () {
   var api = API_PREFIX;
+  var csrfCookie = CSRF_COOKIE;
   var $ = function (id) { return document.getElementById(id); };
 
   // next must be a same-site relative path: "/x", never "//host", "/\host"
@@ -15,8 +16,12 @@
   }
 
   function csrfToken() {
-    var m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return m ? decodeURIComponent(m[1]) : "";
+    var parts = document.cookie.split(";");
+    for (var i = 0; i < parts.length; i++) {
+      var kv = parts[i].trim().split("=");
+      if (kv[0] === csrfCookie) { return decodeURIComponent(kv.slice(1).join("=")); }
+    }
+    return "";
   }
 
   function call(method, path, body) {
@@ -93,8 +98,11 @@
   $("signout").addEventListener("click", function () {
     say("error"); say("notice");
     call("POST", "/logout/").then(function (r) {
-      if (r.status === 200 || r.status === 403) { show("signin-form"); say("notice", "Signed out."); return; }
-      say("error", messages(r.data));
+      var gone = r.status === 403 && r.data.detail === "Authentication credentials were not provided.";
+      if (r.status === 200 || gone) { show("signin-form"); say("notice", "Signed out."); return; }
+      // Anything else (a CSRF failure, a store outage) leaves the session
+      // alive: say so rather than pretend.
+      say("error", "Not signed out: " + messages(r.data));
     });
   });
 

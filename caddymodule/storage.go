@@ -1,13 +1,10 @@
 package caddymodule
 
 import (
-	"errors"
 	"fmt"
-	"net/url"
 	"path/filepath"
 	"time"
 
-	"github.com/alexedwards/scs/v2"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/gomodule/redigo/redis"
 	"go.etcd.io/bbolt"
@@ -78,7 +75,7 @@ func openSharedRedis(rawURL string) (*sessions.RedisClient, string, error) {
 	v, _, err := redisPool.LoadOrNew(rawURL, func() (caddy.Destructor, error) {
 		pool, err := sessions.NewRedisPool(rawURL, sessions.PoolOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("redis %s: %v", redactURL(rawURL), err)
+			return nil, fmt.Errorf("redis %s: %v", sessions.RedactURL(rawURL), err)
 		}
 		return sharedRedis{sessions.NewRedisClient(pool)}, nil
 	})
@@ -88,26 +85,9 @@ func openSharedRedis(rawURL string) (*sessions.RedisClient, string, error) {
 	return v.(sharedRedis).client, rawURL, nil
 }
 
-// newRedisStore is scs's redisstore, each operation retried once on a
-// broken pooled connection.
-func newRedisStore(client *sessions.RedisClient, prefix string) scs.Store {
-	return sessions.NewRedisStore(client, prefix)
-}
-
 func pingRedis(pool *redis.Pool) error {
 	conn := pool.Get()
 	defer conn.Close()
 	_, err := conn.Do("PING")
 	return err
 }
-
-// redactURL hides a password in a Redis URL, for logs and errors.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
-}
-
-var errStoreUnavailable = errors.New("session store unavailable")

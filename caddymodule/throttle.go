@@ -39,6 +39,12 @@ const (
 // username's count (not its IP's). Wrong old passwords on the password
 // change endpoint count too. Zero fields take the defaults.
 //
+// Each password check is counted before it runs, so that concurrent
+// requests (on any number of instances sharing Redis) never get more than
+// UserFailures checks per username, or IPFailures per IP, within a window:
+// while that many are failed or still running, further logins get 429. A
+// check that succeeds gives its IP place back.
+//
 // The client IP is Caddy's (honouring the server's trusted_proxies); IPv6
 // clients are counted per /64. With Redis configured the counts are kept
 // there (every instance sees them) and a Redis that does not answer makes
@@ -169,68 +175,89 @@ func ipThrottleKey(r *http.Request) string {
 	return "ip:" + ip
 }
 
-// loginThrottled answers 429 for a banned username or client IP, or 503 if
-// the throttle's store fails (fail closed), and then returns the metrics
-// result (resultThrottled or resultError); "" lets the login go on. It runs
-// before any password is checked.
-func (s *SessionAuth) loginThrottled(w http.ResponseWriter, r *http.Request, username string) string {
+// loginAttempt is a password check that the login throttle admitted, to be
+// settled by loginFailed, loginSucceeded or loginCanceled. nil (throttle
+// off) settles as nothing.
+type loginAttempt struct {
+	*throttle.Attempt
+	username, clientIP string
+}
+
+// loginThrottled counts a login attempt against its username and client IP
+// before any password is checked, and returns it (nil with the throttle
+// off) and "" to let the check go on. When either is banned, or has as many
+// checks in its window as it allows (failed or still running: so parallel
+// requests cannot get more checks than the limit), it answers 429 with
+// Retry-After; if the throttle's store fails, 503 (fail closed); it then
+// returns the metrics result (resultThrottled or resultError).
+func (s *SessionAuth) loginThrottled(w http.ResponseWriter, r *http.Request, username string) (*loginAttempt, string) {
 	if s.limits == nil || s.limits.login == nil {
-		return ""
+		return nil, ""
 	}
-	wait, which, err := s.limits.store.Banned(userThrottleKey(username), ipThrottleKey(r))
+	lt := s.limits.login
+	window, ban := time.Duration(lt.Window), time.Duration(lt.Ban)
+	a, wait, which, err := s.limits.store.Admit(
+		throttle.Limit{Key: userThrottleKey(username), Max: lt.UserFailures, Window: window, Ban: ban, ClearOnSuccess: true},
+		throttle.Limit{Key: ipThrottleKey(r), Max: lt.IPFailures, Window: window, Ban: ban},
+	)
 	if err != nil {
 		s.storeFailure(w, "checking the login throttle", err)
-		return resultError
+		return nil, resultError
 	}
-	if wait > 0 {
+	if a == nil {
 		kind := "login_username"
 		if which == 1 {
 			kind = "login_ip"
 		}
 		metrics.throttled.WithLabelValues(kind).Inc()
-		s.logger.Info("login throttled", zap.String("username", username), zap.String("client_ip", clientIP(r)),
+		s.logger.Info("login throttled", zap.String("username", loggableUsername(username)), zap.String("client_ip", clientIP(r)),
 			zap.String("banned", kind), zap.Duration("retry_after", wait))
 		writeThrottled(w, wait)
-		return resultThrottled
+		return nil, resultThrottled
 	}
-	return ""
+	return &loginAttempt{Attempt: a, username: username, clientIP: clientIP(r)}, ""
 }
 
-// loginFailed counts a failed login against its username and client IP.
-// A store failure here is logged only: the answer (400) is already known.
-func (s *SessionAuth) loginFailed(r *http.Request, username string) {
-	if s.limits == nil || s.limits.login == nil {
+// loginFailed settles a as a failed login: it stays counted, and if it was
+// the last its username's (or IP's) window allows, that is banned. A store
+// failure here is logged only: the answer (400) is already known, and the
+// attempt stays counted until its window ends.
+func (s *SessionAuth) loginFailed(a *loginAttempt) {
+	if a == nil {
 		return
 	}
-	lt := s.limits.login
-	window, ban := time.Duration(lt.Window), time.Duration(lt.Ban)
-	for _, c := range []struct {
-		key   string
-		limit int
-		what  string
-	}{
-		{userThrottleKey(username), lt.UserFailures, "username"},
-		{ipThrottleKey(r), lt.IPFailures, "client IP"},
-	} {
-		banned, err := s.limits.store.Fail(c.key, c.limit, window, ban)
-		if err != nil {
-			s.logger.Error("store failure", zap.String("while", "counting a failed login"), zap.Error(err))
-			return
-		}
-		if banned > 0 {
-			s.logger.Warn("too many failed logins: "+c.what+" banned", zap.String("username", username),
-				zap.String("client_ip", clientIP(r)), zap.Duration("ban", banned))
+	banned, err := s.limits.store.Fail(a.Attempt)
+	if err != nil {
+		s.logger.Error("store failure", zap.String("while", "counting a failed login"), zap.Error(err))
+		return
+	}
+	for i, what := range []string{"username", "client IP"} {
+		if i < len(banned) && banned[i] {
+			s.logger.Warn("too many failed logins: "+what+" banned", zap.String("username", loggableUsername(a.username)),
+				zap.String("client_ip", a.clientIP), zap.Duration("ban", a.Limits[i].Ban))
 		}
 	}
 }
 
-// loginSucceeded clears the username's failure count.
-func (s *SessionAuth) loginSucceeded(username string) {
-	if s.limits == nil || s.limits.login == nil {
+// loginSucceeded settles a as a right password: its username's count is
+// cleared, and its IP's gets a's place back.
+func (s *SessionAuth) loginSucceeded(a *loginAttempt) {
+	if a == nil {
 		return
 	}
-	if err := s.limits.store.Forget(userThrottleKey(username)); err != nil {
+	if err := s.limits.store.Succeed(a.Attempt); err != nil {
 		s.logger.Error("store failure", zap.String("while", "clearing failed logins"), zap.Error(err))
+	}
+}
+
+// loginCanceled settles a as a check whose outcome nobody learns (the
+// answer is an error): its places are given back.
+func (s *SessionAuth) loginCanceled(a *loginAttempt) {
+	if a == nil {
+		return
+	}
+	if err := s.limits.store.Cancel(a.Attempt); err != nil {
+		s.logger.Error("store failure", zap.String("while", "releasing a login attempt"), zap.Error(err))
 	}
 }
 

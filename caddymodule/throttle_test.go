@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gomodule/redigo/redis"
@@ -217,4 +218,110 @@ func TestThrottleCaddyfile(t *testing.T) {
 			t.Errorf("%q: error %v, want %q naming Caddyfile:3", b.body, err, b.want)
 		}
 	}
+}
+
+// parallel sends n requests at once and counts the answers by status; a
+// 429 must be DRF's, for at most max seconds.
+func parallel(t *testing.T, s *site, n, max int, q func(i int) req) map[int]int {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	for i := range n {
+		wg.Go(func() {
+			r, err := s.try(t, q(i))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if r.StatusCode == 429 {
+				ra, err := strconv.Atoi(r.Header.Get("Retry-After"))
+				if err != nil || ra > max || ra < max-15 || !strings.Contains(string(r.body), "Request was throttled. Expected available in") {
+					t.Errorf("429 with Retry-After %q and %s, want about %d", r.Header.Get("Retry-After"), r.body, max)
+				}
+			}
+			mu.Lock()
+			statuses[r.StatusCode]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return statuses
+}
+
+// Parallel requests get no more password checks than the throttle allows:
+// each is counted before its password is checked, not after it failed.
+func TestLoginThrottleParallel(t *testing.T) {
+	storeKinds(t, func(t *testing.T, redisURL string) {
+		s := startCustomSite(t, siteConfig{redisURL: redisURL}) // defaults: 5 20 2m 5m
+		wantStatus(t, "register victim", s.register(t, "victim", "v@example.com", strongPassword), 201)
+		wantStatus(t, "register bystander", s.register(t, "bystander", "b@example.com", strongPassword), 201)
+
+		hashes := caddymodule.CountHashes()
+		got := parallel(t, s, 40, 300, func(int) req {
+			return req{method: "POST", path: "/api/login/", body: credsJSON("victim", "wrong-password")}
+		})
+		t.Logf("40 parallel wrong passwords for one username: %v", got)
+		if got[400] == 0 || got[400] > 5 || got[400]+got[429] != 40 {
+			t.Errorf("answers %v, want at most 5 400s and the rest 429", got)
+		}
+		if n := hashes(); n > 5 {
+			t.Errorf("%d passwords checked for one username, limit 5", n)
+		}
+		assertThrottled(t, "right password after the flood", s.loginAs(t, "victim", strongPassword, nil), 300)
+
+		// The client IP's 20: what is left of them after the flood above.
+		ipLeft := 20 - got[400]
+		hashes = caddymodule.CountHashes()
+		got = parallel(t, s, 40, 300, func(i int) req {
+			return req{method: "POST", path: "/api/login/", body: credsJSON(fmt.Sprintf("ghost%d", i), "wrong-password")}
+		})
+		t.Logf("40 parallel wrong logins from one IP: %v", got)
+		if got[400] == 0 || got[400] > ipLeft || got[400]+got[429] != 40 {
+			t.Errorf("answers %v, want at most %d 400s and the rest 429", got, ipLeft)
+		}
+		if n := hashes(); n > int64(ipLeft) {
+			t.Errorf("%d passwords checked from one IP, %d left of its limit", n, ipLeft)
+		}
+		assertThrottled(t, "bystander from the banned IP", s.loginAs(t, "bystander", strongPassword, nil), 300)
+	})
+}
+
+// Parallel right passwords from one IP all get in: a success gives its
+// place back, and refusals ban nothing.
+func TestLoginThrottleParallelSuccesses(t *testing.T) {
+	s := startCustomSite(t, siteConfig{extra: "login_throttle 5 3 1m 1m\nregister_throttle off"})
+	for i := range 6 {
+		s.register(t, fmt.Sprintf("user%d", i), fmt.Sprintf("u%d@example.com", i), strongPassword)
+	}
+	got := parallel(t, s, 6, 60, func(i int) req {
+		return req{method: "POST", path: "/api/login/", body: credsJSON(fmt.Sprintf("user%d", i), strongPassword)}
+	})
+	if got[200] == 0 || got[200]+got[429] != 6 {
+		t.Errorf("answers %v, want 200s, and 429s for the rest", got)
+	}
+	// Whatever was refused while places were taken may come back at once.
+	for i := range 6 {
+		wantStatus(t, "serial login", s.loginAs(t, fmt.Sprintf("user%d", i), strongPassword, nil), 200)
+	}
+}
+
+// Wrong old passwords on password/ are throttled alike.
+func TestPasswordChangeThrottleParallel(t *testing.T) {
+	storeKinds(t, func(t *testing.T, redisURL string) {
+		s := startCustomSite(t, siteConfig{redisURL: redisURL, extra: "login_throttle 3 100 1m 1m\nregister_throttle off"})
+		sess := s.newUser(t, "changer")
+		hashes := caddymodule.CountHashes()
+		got := parallel(t, s, 20, 60, func(int) req {
+			return req{method: "POST", path: "/api/password/", session: sess, csrf: true,
+				body: passwordBody("guess", "Another-0ne-Here", "Another-0ne-Here")}
+		})
+		t.Logf("20 parallel wrong old passwords: %v", got)
+		if got[400] == 0 || got[400] > 3 || got[400]+got[429] != 20 {
+			t.Errorf("answers %v, want at most 3 400s and the rest 429", got)
+		}
+		if n := hashes(); n > 3 {
+			t.Errorf("%d old passwords checked, limit 3", n)
+		}
+	})
 }

@@ -175,6 +175,11 @@ func checkPassword(password, username, email string, force bool) (warnings []str
 	if password == "" {
 		return nil, badRequest("password: %s", msgBlank)
 	}
+	if strings.TrimSpace(password) != password {
+		// The API trims password fields as DRF does, so such a password
+		// could never be typed in at login.
+		return nil, badRequest("password: leading or trailing whitespace is not allowed (the login API trims it)")
+	}
 	problems := passwords.Validate(password, map[string]string{"username": username, "email": email})
 	if len(problems) == 0 {
 		return nil, nil

@@ -118,3 +118,14 @@ func normalizeEmail(email string) string {
 	}
 	return email[:at+1] + strings.ToLower(email[at+1:])
 }
+
+// loggableUsername is a typed username fit for a log line: what users
+// type there is sometimes their password, so only a name that could be a
+// username is logged, and never more than a username's length.
+func loggableUsername(typed string) string {
+	name := normalizeUsername(strings.TrimSpace(typed))
+	if len(usernameProblems(name)) > 0 {
+		return "(not a valid username)"
+	}
+	return name
+}

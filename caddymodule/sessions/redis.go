@@ -212,6 +212,16 @@ func authOptions(ui *url.Userinfo) []redis.DialOption {
 	return nil
 }
 
+// RedactURL returns rawURL fit for logs: the password hidden as by
+// redactURL, or a placeholder if it does not parse.
+func RedactURL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return redactURL(u)
+}
+
 // redactURL is u.Redacted, but also hides a lone userinfo word, which Redis
 // URLs (unlike most) treat as the password, and query values other than db,
 // which other clients accept passwords in. Fragments are dropped.

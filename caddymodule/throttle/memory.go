@@ -1,6 +1,7 @@
 package throttle
 
 import (
+	"strconv"
 	"sync"
 	"time"
 )
@@ -21,12 +22,29 @@ type Memory struct {
 	entries   map[string]*entry
 	maxKeys   int
 	lastSweep time.Time
+	seq       uint64 // the last attempt's ID
 	now       func() time.Time
 }
 
 type entry struct {
-	n     int64
+	n     int64     // events (Take); 1 for a ban
 	until time.Time // the entry is gone at this instant
+	held  []held    // an attempt counter's admitted attempts
+}
+
+// held is an admitted attempt's place in a counter.
+type held struct {
+	id   string
+	slot int
+}
+
+func (e *entry) find(id string) int {
+	for j, h := range e.held {
+		if h.id == id {
+			return j
+		}
+	}
+	return -1
 }
 
 var _ Store = (*Memory)(nil)
@@ -81,7 +99,9 @@ func (m *Memory) sweep(now time.Time) {
 }
 
 // evict drops an eighth of the entries (map order is random), counters
-// before bans, so a full store frees room in batches.
+// before bans, so a full store frees room in batches. (Evicting a counter
+// forgets its attempts: a flood of distinct keys can reset one, which the
+// bound is worth.)
 func (m *Memory) evict() {
 	target := len(m.entries) - m.maxKeys*7/8
 	for _, bansToo := range []bool{false, true} {
@@ -98,55 +118,113 @@ func (m *Memory) evict() {
 	}
 }
 
-// Banned implements Store.
-func (m *Memory) Banned(keys ...string) (time.Duration, int, error) {
+// Admit implements Store.
+func (m *Memory) Admit(limits ...Limit) (*Attempt, time.Duration, int, error) {
+	if err := checkLimits(limits); err != nil {
+		return nil, 0, -1, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
-	var longest time.Duration
+	var wait time.Duration
 	which := -1
-	for i, k := range keys {
-		if e := m.live(banPrefix+k, now); e != nil && e.until.Sub(now) > longest {
-			longest, which = e.until.Sub(now), i
+	for i, l := range limits {
+		if b := m.live(banPrefix+l.Key, now); b != nil && b.until.Sub(now) > wait {
+			wait, which = b.until.Sub(now), i
 		}
 	}
-	return longest, which, nil
+	if which >= 0 {
+		return nil, wait, which, nil
+	}
+	for i, l := range limits {
+		if c := m.live(attemptPrefix+l.Key, now); c != nil && len(c.held) >= l.Max && l.Ban > wait {
+			wait, which = l.Ban, i
+		}
+	}
+	if which >= 0 {
+		return nil, wait, which, nil
+	}
+	m.seq++
+	a := &Attempt{ID: strconv.FormatUint(m.seq, 36), Limits: limits, Slots: make([]int, len(limits))}
+	for i, l := range limits {
+		k := attemptPrefix + l.Key
+		c := m.live(k, now)
+		if c == nil {
+			c = &entry{until: now.Add(l.Window)}
+			m.put(k, c, now)
+		}
+		a.Slots[i] = len(c.held) + 1
+		c.held = append(c.held, held{a.ID, a.Slots[i]})
+	}
+	return a, 0, -1, nil
 }
 
 // Fail implements Store.
-func (m *Memory) Fail(key string, limit int, window, ban time.Duration) (time.Duration, error) {
-	if err := checkArgs(limit, window, ban); err != nil {
-		return 0, err
+func (m *Memory) Fail(a *Attempt) ([]bool, error) {
+	banned := make([]bool, len(a.Limits))
+	if !a.anyLast() {
+		return banned, nil
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
-	fk := failPrefix + key
-	e := m.live(fk, now)
-	if e == nil {
-		e = &entry{until: now.Add(window)}
-		m.put(fk, e, now)
+	for i, l := range a.Limits {
+		k := attemptPrefix + l.Key
+		c := m.live(k, now)
+		if c == nil {
+			continue
+		}
+		j := c.find(a.ID)
+		if j < 0 || c.held[j].slot < l.Max {
+			continue
+		}
+		delete(m.entries, k)
+		bk := banPrefix + l.Key
+		if b := m.live(bk, now); b != nil {
+			b.until = now.Add(l.Ban)
+		} else {
+			m.put(bk, &entry{n: 1, until: now.Add(l.Ban)}, now)
+		}
+		banned[i] = true
 	}
-	e.n++
-	if e.n < int64(limit) {
-		return 0, nil
-	}
-	delete(m.entries, fk)
-	bk := banPrefix + key
-	if b := m.live(bk, now); b != nil {
-		b.until = now.Add(ban)
-	} else {
-		m.put(bk, &entry{n: 1, until: now.Add(ban)}, now)
-	}
-	return ban, nil
+	return banned, nil
 }
 
-// Forget implements Store.
-func (m *Memory) Forget(key string) error {
+// Succeed implements Store.
+func (m *Memory) Succeed(a *Attempt) error {
+	m.release(a, true)
+	return nil
+}
+
+// Cancel implements Store.
+func (m *Memory) Cancel(a *Attempt) error {
+	m.release(a, false)
+	return nil
+}
+
+// release gives a's places back, or with success clears the counts of the
+// keys whose Limit says so.
+func (m *Memory) release(a *Attempt, success bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.entries, failPrefix+key)
-	return nil
+	now := m.now()
+	for _, l := range a.Limits {
+		k := attemptPrefix + l.Key
+		c := m.live(k, now)
+		if c == nil {
+			continue
+		}
+		if success && l.ClearOnSuccess {
+			delete(m.entries, k)
+			continue
+		}
+		if j := c.find(a.ID); j >= 0 {
+			c.held = append(c.held[:j], c.held[j+1:]...)
+		}
+		if len(c.held) == 0 { // as Redis drops an empty hash
+			delete(m.entries, k)
+		}
+	}
 }
 
 // Take implements Store.

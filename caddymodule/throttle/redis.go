@@ -1,6 +1,9 @@
 package throttle
 
 import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -8,7 +11,7 @@ import (
 
 // Redis is a Store in Redis, so that every instance behind a load balancer
 // sees the same counts. Each operation is one atomic Lua script (one round
-// trip); counters carry a PEXPIRE so Redis drops them by itself.
+// trip); counters and bans carry a PEXPIRE so Redis drops them by itself.
 type Redis struct {
 	pool   *redis.Pool
 	prefix string
@@ -18,8 +21,10 @@ type Redis struct {
 var _ Store = (*Redis)(nil)
 
 // NewRedis returns a store keeping its keys under prefix in the Redis of
-// pool. retry, if not nil, runs each operation (e.g. retrying once on a
-// broken pooled connection); nil runs it once.
+// pool. retry, if not nil, runs each idempotent operation (e.g. retrying
+// once on a broken pooled connection): Admit, Fail, Succeed and Cancel,
+// which act once per attempt ID however often they run. Take is not
+// idempotent and always runs once. nil runs every operation once.
 func NewRedis(pool *redis.Pool, prefix string, retry func(op func() error) error) *Redis {
 	if retry == nil {
 		retry = func(op func() error) error { return op() }
@@ -27,27 +32,75 @@ func NewRedis(pool *redis.Pool, prefix string, retry func(op func() error) error
 	return &Redis{pool: pool, prefix: prefix, retry: retry}
 }
 
-// KEYS[i]: ban keys. Returns {the longest PTTL in milliseconds, its
-// 1-based index}, or {0, 0} when none is banned.
-var bannedScript = redis.NewScript(-1, `
-local longest, which = 0, 0
-for i, k in ipairs(KEYS) do
-  local t = redis.call('PTTL', k)
-  if t > longest then longest, which = t, i end
-end
-return {longest, which}`)
+// Attempt counters are hashes: attempt ID -> its place. A place is taken
+// only once per ID, and given back or cleared by ID, so that every attempt
+// script may be retried on another connection after a broken one, whether
+// or not the first run happened.
 
-// KEYS[1]: failure counter, KEYS[2]: ban; ARGV: limit, window ms, ban ms.
-// Returns the ban started in milliseconds (0: none).
-var failScript = redis.NewScript(2, `
-local n = redis.call('INCR', KEYS[1])
-if redis.call('PTTL', KEYS[1]) < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+// KEYS: n counters, then their n bans; ARGV: the attempt's ID, then per
+// limit its max, window ms and ban ms. Returns {0, 0, place...} when
+// admitted, else {wait ms, 1-based index of the refusing limit}.
+var admitScript = redis.NewScript(-1, `
+local n, id = #KEYS / 2, ARGV[1]
+local places, seen = {}, 0
+for i = 1, n do
+  local p = redis.call('HGET', KEYS[i], id)
+  if p then places[i], seen = tonumber(p), seen + 1 end
 end
-if n >= tonumber(ARGV[1]) then
-  redis.call('DEL', KEYS[1])
-  redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
-  return tonumber(ARGV[3])
+if seen == n then return {0, 0, unpack(places)} end
+local wait, which = 0, 0
+for i = 1, n do
+  local t = redis.call('PTTL', KEYS[n + i])
+  if t > wait then wait, which = t, i end
+end
+if which > 0 then return {wait, which} end
+for i = 1, n do
+  local ban = tonumber(ARGV[3 * i + 1])
+  if not places[i] and redis.call('HLEN', KEYS[i]) >= tonumber(ARGV[3 * i - 1]) and ban > wait then
+    wait, which = ban, i
+  end
+end
+if which > 0 then return {wait, which} end
+for i = 1, n do
+  if not places[i] then
+    places[i] = redis.call('HLEN', KEYS[i]) + 1
+    redis.call('HSET', KEYS[i], id, places[i])
+    if redis.call('PTTL', KEYS[i]) < 0 then
+      redis.call('PEXPIRE', KEYS[i], ARGV[3 * i])
+    end
+  end
+end
+return {0, 0, unpack(places)}`)
+
+// KEYS: n counters, then their n bans; ARGV: the attempt's ID, then per
+// limit its max and ban ms. Returns per limit 1 if it banned its key. A ban
+// holds the ID of the attempt that started it, so that a retry reports it
+// too.
+var failScript = redis.NewScript(-1, `
+local n, id = #KEYS / 2, ARGV[1]
+local banned = {}
+for i = 1, n do
+  banned[i] = 0
+  local p = redis.call('HGET', KEYS[i], id)
+  if p and tonumber(p) >= tonumber(ARGV[2 * i]) then
+    redis.call('DEL', KEYS[i])
+    redis.call('SET', KEYS[n + i], id, 'PX', ARGV[2 * i + 1])
+    banned[i] = 1
+  elseif redis.call('GET', KEYS[n + i]) == id then
+    banned[i] = 1
+  end
+end
+return banned`)
+
+// KEYS: counters; ARGV: the attempt's ID, then per counter 1 to clear it
+// or 0 to give back the attempt's place.
+var releaseScript = redis.NewScript(-1, `
+for i, k in ipairs(KEYS) do
+  if ARGV[i + 1] == '1' then
+    redis.call('DEL', k)
+  else
+    redis.call('HDEL', k, ARGV[1])
+  end
 end
 return 0`)
 
@@ -65,66 +118,114 @@ if n > tonumber(ARGV[1]) then
 end
 return 0`)
 
-// do runs script on a pooled connection, through r.retry.
-func (r *Redis) do(script *redis.Script, args ...any) (time.Duration, error) {
-	var ms int64
-	err := r.retry(func() error {
+// run runs script once on a pooled connection; retried, through r.retry,
+// only if idempotent.
+func (r *Redis) run(idempotent bool, script *redis.Script, args ...any) (reply any, err error) {
+	op := func() error {
 		conn := r.pool.Get()
 		defer conn.Close()
-		var err error
-		ms, err = redis.Int64(script.Do(conn, args...))
+		reply, err = script.Do(conn, args...)
 		return err
-	})
-	if err != nil {
-		return 0, err
 	}
-	return time.Duration(ms) * time.Millisecond, nil
+	if idempotent {
+		return reply, r.retry(op)
+	}
+	return reply, op()
 }
 
-// Banned implements Store.
-func (r *Redis) Banned(keys ...string) (time.Duration, int, error) {
-	if len(keys) == 0 {
-		return 0, -1, nil
+// attemptKeys returns the script arguments: KEYS' count, limits' counters,
+// then (with bans) their bans.
+func (r *Redis) attemptKeys(limits []Limit, bans bool, extra int) []any {
+	n := len(limits)
+	if bans {
+		n *= 2
 	}
-	args := make([]any, 0, len(keys)+1)
-	args = append(args, len(keys))
-	for _, k := range keys {
-		args = append(args, r.prefix+banPrefix+k)
+	args := make([]any, 0, 1+n+extra)
+	args = append(args, n)
+	for _, l := range limits {
+		args = append(args, r.prefix+attemptPrefix+l.Key)
 	}
-	var reply []int64
-	err := r.retry(func() error {
-		conn := r.pool.Get()
-		defer conn.Close()
-		var err error
-		reply, err = redis.Int64s(bannedScript.Do(conn, args...))
-		return err
-	})
+	if bans {
+		for _, l := range limits {
+			args = append(args, r.prefix+banPrefix+l.Key)
+		}
+	}
+	return args
+}
+
+// Admit implements Store.
+func (r *Redis) Admit(limits ...Limit) (*Attempt, time.Duration, int, error) {
+	if err := checkLimits(limits); err != nil {
+		return nil, 0, -1, err
+	}
+	id, err := newID()
 	if err != nil {
-		return 0, -1, err
+		return nil, 0, -1, err
 	}
-	if len(reply) != 2 || reply[0] <= 0 {
-		return 0, -1, nil
+	args := r.attemptKeys(limits, true, 1+3*len(limits))
+	args = append(args, id)
+	for _, l := range limits {
+		args = append(args, l.Max, millis(l.Window), millis(l.Ban))
 	}
-	return time.Duration(reply[0]) * time.Millisecond, int(reply[1]) - 1, nil
+	reply, err := redis.Int64s(r.run(true, admitScript, args...))
+	if err != nil {
+		return nil, 0, -1, err
+	}
+	if len(reply) < 2 {
+		return nil, 0, -1, fmt.Errorf("throttle: unexpected reply %v", reply)
+	}
+	if reply[1] > 0 {
+		return nil, time.Duration(reply[0]) * time.Millisecond, int(reply[1]) - 1, nil
+	}
+	if len(reply) != 2+len(limits) {
+		return nil, 0, -1, fmt.Errorf("throttle: unexpected reply %v", reply)
+	}
+	a := &Attempt{ID: id, Limits: limits, Slots: make([]int, len(limits))}
+	for i, p := range reply[2:] {
+		a.Slots[i] = int(p)
+	}
+	return a, 0, -1, nil
 }
 
 // Fail implements Store.
-func (r *Redis) Fail(key string, limit int, window, ban time.Duration) (time.Duration, error) {
-	if err := checkArgs(limit, window, ban); err != nil {
-		return 0, err
+func (r *Redis) Fail(a *Attempt) ([]bool, error) {
+	banned := make([]bool, len(a.Limits))
+	if !a.anyLast() { // nothing can be banned: spare the round trip
+		return banned, nil
 	}
-	return r.do(failScript, r.prefix+failPrefix+key, r.prefix+banPrefix+key,
-		limit, millis(window), millis(ban))
+	args := r.attemptKeys(a.Limits, true, 1+2*len(a.Limits))
+	args = append(args, a.ID)
+	for _, l := range a.Limits {
+		args = append(args, l.Max, millis(l.Ban))
+	}
+	reply, err := redis.Int64s(r.run(true, failScript, args...))
+	if err != nil {
+		return banned, err
+	}
+	for i := range min(len(reply), len(banned)) {
+		banned[i] = reply[i] == 1
+	}
+	return banned, nil
 }
 
-// Forget implements Store.
-func (r *Redis) Forget(key string) error {
-	return r.retry(func() error {
-		conn := r.pool.Get()
-		defer conn.Close()
-		_, err := conn.Do("DEL", r.prefix+failPrefix+key)
-		return err
-	})
+// Succeed implements Store.
+func (r *Redis) Succeed(a *Attempt) error { return r.release(a, true) }
+
+// Cancel implements Store.
+func (r *Redis) Cancel(a *Attempt) error { return r.release(a, false) }
+
+func (r *Redis) release(a *Attempt, success bool) error {
+	args := r.attemptKeys(a.Limits, false, 1+len(a.Limits))
+	args = append(args, a.ID)
+	for _, l := range a.Limits {
+		clear := 0
+		if success && l.ClearOnSuccess {
+			clear = 1
+		}
+		args = append(args, clear)
+	}
+	_, err := r.run(true, releaseScript, args...)
+	return err
 }
 
 // Take implements Store.
@@ -132,7 +233,22 @@ func (r *Redis) Take(key string, limit int, window time.Duration) (time.Duration
 	if err := checkArgs(limit, window); err != nil {
 		return 0, err
 	}
-	return r.do(takeScript, r.prefix+takePrefix+key, limit, millis(window))
+	// Not retried: INCR is not idempotent, and a script that ran before
+	// its connection broke would count twice.
+	ms, err := redis.Int64(r.run(false, takeScript, r.prefix+takePrefix+key, limit, millis(window)))
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// newID returns a random attempt ID, unique across instances.
+func newID() (string, error) {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
 // millis rounds d up to whole milliseconds, at least 1.

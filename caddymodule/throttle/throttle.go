@@ -1,8 +1,19 @@
-// Package throttle counts events per key and bans keys that fail too often,
-// in the spirit of Authelia's regulation: so many failures within a window
-// ban the key for a while. Counters live in memory (one instance) or in
-// Redis (shared by every instance). The package knows nothing of HTTP or
-// Caddy; callers choose the keys (a hashed username, a client IP).
+// Package throttle bounds attempts per key and bans keys that fail too
+// often, in the spirit of Authelia's regulation: so many failed attempts
+// within a window ban the key for a while. Counters live in memory (one
+// instance) or in Redis (shared by every instance). The package knows
+// nothing of HTTP or Caddy; callers choose the keys (a hashed username, a
+// client IP).
+//
+// An attempt is counted before it is made, not after it failed: Admit takes
+// one of the key's Max places in its window, atomically with the check of a
+// ban, and refuses once they are all taken, whether their attempts failed
+// or are still running. So however many attempts run at once, on however
+// many instances sharing a Redis, no more than Max are ever made per key
+// and window. The caller then settles each admitted attempt: Fail (the
+// window's last place failing bans the key), Succeed (a success clears the
+// key's count, or gives back its place) or Cancel (never made, or its
+// outcome never told: the place is given back).
 package throttle
 
 import (
@@ -10,37 +21,96 @@ import (
 	"time"
 )
 
-// Store keeps failure counts, bans and event counts. Implementations are safe
-// for concurrent use. An error means the store could not be reached; callers
-// decide whether that fails open or closed.
+// Store keeps attempt counts, bans and event counts. Implementations are
+// safe for concurrent use. An error means the store could not be reached;
+// callers decide whether that fails open or closed.
 type Store interface {
-	// Banned returns the longest remaining ban among keys and the index of
-	// its key, or 0 and -1 when none of them is banned.
-	Banned(keys ...string) (wait time.Duration, which int, err error)
+	// Admit counts one attempt against every limit (distinct keys) in one
+	// atomic step, or against none. It refuses when a key is banned
+	// (wait: the longest remaining ban) or when a key has admitted its Max
+	// attempts of the current window already (wait: that limit's Ban, the
+	// longest the pending attempts may cause); which is then the index of
+	// the limit that refused, and a is nil. Otherwise a is the admitted
+	// attempt, to be settled by exactly one of Fail, Succeed or Cancel.
+	// A key's window starts at its first counted attempt.
+	Admit(limits ...Limit) (a *Attempt, wait time.Duration, which int, err error)
 
-	// Fail counts one failure against key. Counting starts a window of
-	// length window at the first failure; the limit-th failure within it
-	// bans key for ban and starts the count afresh. It returns the ban
-	// that this failure started, or 0.
-	Fail(key string, limit int, window, ban time.Duration) (time.Duration, error)
+	// Fail settles a as failed. It stays counted, and every key whose
+	// window a was the last place of (Attempt.Last) is banned for its Ban,
+	// its count starting afresh; banned[i] tells whether Limits[i]'s key
+	// was banned. A key whose count was cleared meanwhile (by a success,
+	// or its window's end) is not banned.
+	Fail(a *Attempt) (banned []bool, err error)
 
-	// Forget clears key's failure count (not a running ban).
-	Forget(key string) error
+	// Succeed settles a as successful: keys whose Limit has
+	// ClearOnSuccess lose their whole count, the others get a's place
+	// back. It never lifts a ban.
+	Succeed(a *Attempt) error
+
+	// Cancel settles a as never made (or made without its outcome told to
+	// anyone): every key gets a's place back.
+	Cancel(a *Attempt) error
 
 	// Take counts one event against key in a window of length window that
 	// starts at the first event. It returns 0 while the count is within
-	// limit and otherwise how long until the window ends.
+	// limit and otherwise how long until the window ends. Unlike Admit it
+	// counts even refused events.
 	Take(key string, limit int, window time.Duration) (time.Duration, error)
 }
 
-// Key prefixes, so that the kinds of entry cannot collide.
+// Limit is one key's budget of attempts.
+type Limit struct {
+	Key string
+	// Max is the number of attempts admitted per window; the failure of
+	// the Max-th bans Key.
+	Max int
+	// Window runs from Key's first counted attempt.
+	Window time.Duration
+	// Ban is how long a ban of Key lasts.
+	Ban time.Duration
+	// ClearOnSuccess makes a successful attempt clear Key's count (e.g. a
+	// username's); otherwise it gives back only its own place (e.g. a
+	// client IP's, shared by users who may still be guessing).
+	ClearOnSuccess bool
+}
+
+// Attempt is an attempt that Admit admitted.
+type Attempt struct {
+	// ID tells this attempt from every other, so that settling it (and,
+	// in Redis, retrying any of its operations) touches only its own place.
+	ID string
+	// Limits are those it was admitted under.
+	Limits []Limit
+	// Slots[i] is its place (from 1) among the attempts counted against
+	// Limits[i].Key in the window.
+	Slots []int
+}
+
+// Last reports whether a took the last place of Limits[i]'s window, so
+// that its failure bans the key.
+func (a *Attempt) Last(i int) bool { return a.Slots[i] >= a.Limits[i].Max }
+
+// anyLast reports whether a took the last place of any of its windows.
+func (a *Attempt) anyLast() bool {
+	for i := range a.Slots {
+		if a.Last(i) {
+			return true
+		}
+	}
+	return false
+}
+
+// Key prefixes, so that the kinds of entry cannot collide. Attempt counters
+// are Redis hashes under their own prefix (not the strings that failure
+// counters were under "fail:"), so that instances of an older version
+// sharing the Redis never meet a key of the wrong type.
 const (
-	failPrefix = "fail:"
-	banPrefix  = "ban:"
-	takePrefix = "take:"
+	attemptPrefix = "attempts:"
+	banPrefix     = "ban:"
+	takePrefix    = "take:"
 )
 
-var errBadArgs = errors.New("throttle: limit and durations must be positive")
+var errBadArgs = errors.New("throttle: limits and durations must be positive, keys distinct")
 
 func checkArgs(limit int, ds ...time.Duration) error {
 	if limit <= 0 {
@@ -50,6 +120,23 @@ func checkArgs(limit int, ds ...time.Duration) error {
 		if d <= 0 {
 			return errBadArgs
 		}
+	}
+	return nil
+}
+
+func checkLimits(limits []Limit) error {
+	if len(limits) == 0 {
+		return errBadArgs
+	}
+	seen := make(map[string]bool, len(limits))
+	for _, l := range limits {
+		if err := checkArgs(l.Max, l.Window, l.Ban); err != nil {
+			return err
+		}
+		if seen[l.Key] {
+			return errBadArgs
+		}
+		seen[l.Key] = true
 	}
 	return nil
 }

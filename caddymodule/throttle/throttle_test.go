@@ -46,58 +46,150 @@ func kinds(t *testing.T, fn func(t *testing.T, s Store, unit time.Duration, adva
 	})
 }
 
-func TestFailBans(t *testing.T) {
+// limits of a login: the username's (cleared by a success) and the IP's.
+func loginLimits(u time.Duration, userMax, ipMax int) []Limit {
+	return []Limit{
+		{Key: "u:alice", Max: userMax, Window: 2 * u, Ban: 5 * u, ClearOnSuccess: true},
+		{Key: "ip:1", Max: ipMax, Window: 2 * u, Ban: 5 * u},
+	}
+}
+
+func admit(t *testing.T, s Store, limits ...Limit) *Attempt {
+	t.Helper()
+	a, wait, which, err := s.Admit(limits...)
+	if err != nil || a == nil || wait != 0 || which != -1 {
+		t.Fatalf("Admit = %v, %v, %d, %v; want admitted", a, wait, which, err)
+	}
+	return a
+}
+
+func fail(t *testing.T, s Store, a *Attempt) []bool {
+	t.Helper()
+	banned, err := s.Fail(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return banned
+}
+
+// refused checks that Admit refuses, by limit which, for about want.
+func refused(t *testing.T, s Store, u, want time.Duration, which int, limits ...Limit) {
+	t.Helper()
+	a, wait, i, err := s.Admit(limits...)
+	if err != nil || a != nil || i != which || wait <= want-u || wait > want {
+		t.Fatalf("Admit = %v, %v, %d, %v; want refused by %d for about %v", a, wait, i, err, which, want)
+	}
+}
+
+// The serial behaviour users expect: max-1 failures, then a success gets in
+// and clears the username's count; the max-th failure bans for the ban
+// time, then even a right password is refused before it is checked.
+func TestSerialAttempts(t *testing.T) {
 	kinds(t, func(t *testing.T, s Store, u time.Duration, advance func(time.Duration)) {
-		window, ban := 2*u, 5*u
+		ls := loginLimits(u, 3, 20)
 		for i := 1; i <= 2; i++ {
-			if b, err := s.Fail("alice", 3, window, ban); err != nil || b != 0 {
-				t.Fatalf("failure %d: ban %v, %v", i, b, err)
+			a := admit(t, s, ls...)
+			if a.Slots[0] != i || a.Slots[1] != i || a.Last(0) {
+				t.Fatalf("failure %d: places %v", i, a.Slots)
+			}
+			if b := fail(t, s, a); b[0] || b[1] {
+				t.Fatalf("failure %d banned: %v", i, b)
 			}
 		}
-		if b, i, _ := s.Banned("alice"); b != 0 || i != -1 {
-			t.Fatalf("banned after 2 of 3 failures: %v %d", b, i)
+		a := admit(t, s, ls...)
+		if !a.Last(0) || a.Last(1) {
+			t.Fatalf("third attempt: places %v", a.Slots)
 		}
-		if b, err := s.Fail("alice", 3, window, ban); err != nil || b != ban {
-			t.Fatalf("third failure: ban %v, %v; want %v", b, err, ban)
-		}
-		b, i, err := s.Banned("bob", "alice")
-		if err != nil || b <= ban-u || b > ban || i != 1 {
-			t.Fatalf("Banned = %v, %d, %v; want about %v, 1", b, i, err, ban)
-		}
-		if b, _, _ := s.Banned("bob"); b != 0 {
-			t.Errorf("another key is banned: %v", b)
-		}
-		advance(ban + u/2)
-		if b, _, _ := s.Banned("alice"); b != 0 {
-			t.Errorf("still banned after the ban: %v", b)
-		}
-		// The count started afresh with the ban.
-		if b, _ := s.Fail("alice", 3, window, ban); b != 0 {
-			t.Errorf("first failure after a ban banned again")
-		}
-	})
-}
-
-func TestFailWindowExpires(t *testing.T) {
-	kinds(t, func(t *testing.T, s Store, u time.Duration, advance func(time.Duration)) {
-		window, ban := 2*u, 5*u
-		s.Fail("k", 3, window, ban)
-		s.Fail("k", 3, window, ban)
-		advance(window + u/2)
-		if b, _ := s.Fail("k", 3, window, ban); b != 0 {
-			t.Error("failures of an expired window still counted")
-		}
-	})
-}
-
-func TestForget(t *testing.T) {
-	kinds(t, func(t *testing.T, s Store, u time.Duration, advance func(time.Duration)) {
-		s.Fail("k", 2, u, u)
-		if err := s.Forget("k"); err != nil {
+		if err := s.Succeed(a); err != nil {
 			t.Fatal(err)
 		}
-		if b, _ := s.Fail("k", 2, u, u); b != 0 {
-			t.Error("Forget kept the count")
+		// The success cleared the username's count, and gave back only its
+		// own place on the IP's.
+		for i := 1; i <= 2; i++ {
+			a = admit(t, s, ls...)
+			if a.Slots[0] != i || a.Slots[1] != 2+i {
+				t.Fatalf("failure %d after the success: places %v", i, a.Slots)
+			}
+			fail(t, s, a)
+		}
+		a = admit(t, s, ls...)
+		if b := fail(t, s, a); !b[0] || b[1] {
+			t.Fatalf("third failure: banned %v, want the username only", b)
+		}
+		refused(t, s, u, 5*u, 0, ls...)
+		// Another username from the same IP is not banned.
+		other := []Limit{{Key: "u:bob", Max: 3, Window: 2 * u, Ban: 5 * u, ClearOnSuccess: true}, ls[1]}
+		s.Succeed(admit(t, s, other...))
+		advance(5*u + u/2)
+		// The ban is over and the count started afresh with it.
+		if a := admit(t, s, ls...); a.Slots[0] != 1 {
+			t.Errorf("first attempt after the ban: places %v", a.Slots)
+		}
+	})
+}
+
+// Admit counts against every key or none: a refusal by one key costs the
+// others nothing.
+func TestAdmitAllOrNothing(t *testing.T) {
+	kinds(t, func(t *testing.T, s Store, u time.Duration, advance func(time.Duration)) {
+		ls := loginLimits(u, 5, 2)
+		fail(t, s, admit(t, s, ls...))
+		if b := fail(t, s, admit(t, s, ls...)); b[0] || !b[1] {
+			t.Fatalf("second failure: banned %v, want the IP only", b)
+		}
+		refused(t, s, u, 5*u, 1, ls...)
+		refused(t, s, u, 5*u, 1, ls...)
+		// From another IP, alice's count is still 2.
+		ls[1].Key = "ip:2"
+		if a := admit(t, s, ls...); a.Slots[0] != 3 || a.Slots[1] != 1 {
+			t.Errorf("from another IP: places %v, want [3 1]", a.Slots)
+		}
+	})
+}
+
+// While a key's places are all taken by attempts still running, Admit
+// refuses (for the ban those may cause) without banning: the places come
+// back if they succeed or are cancelled.
+func TestAdmitFullWindow(t *testing.T) {
+	kinds(t, func(t *testing.T, s Store, u time.Duration, advance func(time.Duration)) {
+		ls := loginLimits(u, 2, 20)
+		a1, a2 := admit(t, s, ls...), admit(t, s, ls...)
+		refused(t, s, u, 5*u, 0, ls...)
+		if err := s.Cancel(a1); err != nil {
+			t.Fatal(err)
+		}
+		a3 := admit(t, s, ls...)
+		if a3.Slots[0] != 2 || a3.Slots[1] != 2 {
+			t.Errorf("after a cancel: places %v", a3.Slots)
+		}
+		refused(t, s, u, 5*u, 0, ls...)
+		if err := s.Succeed(a2); err != nil {
+			t.Fatal(err)
+		}
+		// a2's success cleared the username's count: a3 no longer holds a
+		// place there, so its failure bans nothing.
+		if b := fail(t, s, a3); b[0] || b[1] {
+			t.Errorf("failure of a cleared attempt banned %v", b)
+		}
+		a := admit(t, s, ls...)
+		if a.Slots[0] != 1 || a.Slots[1] != 2 {
+			t.Errorf("after the success: places %v, want [1 2]", a.Slots)
+		}
+	})
+}
+
+func TestWindowExpires(t *testing.T) {
+	kinds(t, func(t *testing.T, s Store, u time.Duration, advance func(time.Duration)) {
+		ls := loginLimits(u, 3, 20)
+		fail(t, s, admit(t, s, ls...))
+		fail(t, s, admit(t, s, ls...))
+		advance(2*u + u/2)
+		a := admit(t, s, ls...)
+		if a.Slots[0] != 1 || a.Slots[1] != 1 {
+			t.Errorf("failures of an expired window still counted: places %v", a.Slots)
+		}
+		if b := fail(t, s, a); b[0] {
+			t.Error("banned after the window")
 		}
 	})
 }
@@ -124,37 +216,166 @@ func TestTake(t *testing.T) {
 	})
 }
 
-func TestConcurrentFailuresBanOnce(t *testing.T) {
+// However many attempts run at once, a key admits its max per window, and
+// the failure of the last one bans it once.
+func TestConcurrentAttempts(t *testing.T) {
 	kinds(t, func(t *testing.T, s Store, u time.Duration, advance func(time.Duration)) {
+		ls := []Limit{{Key: "flood", Max: 5, Window: 100 * u, Ban: 100 * u, ClearOnSuccess: true}}
 		var wg sync.WaitGroup
-		bans := make(chan time.Duration, 50)
+		admitted := make(chan *Attempt, 50)
 		for range 50 {
 			wg.Go(func() {
-				b, err := s.Fail("flood", 10, 100*u, 100*u)
+				a, wait, which, err := s.Admit(ls...)
+				switch {
+				case err != nil:
+					t.Error(err)
+				case a != nil:
+					admitted <- a
+				case wait <= 99*u || which != 0:
+					t.Errorf("refused: %v, %d", wait, which)
+				}
+			})
+		}
+		wg.Wait()
+		close(admitted)
+		var as []*Attempt
+		for a := range admitted {
+			as = append(as, a)
+		}
+		if len(as) != 5 {
+			t.Fatalf("%d of 50 attempts admitted, want 5", len(as))
+		}
+		bans := make(chan bool, 5)
+		for _, a := range as {
+			wg.Go(func() {
+				b, err := s.Fail(a)
 				if err != nil {
 					t.Error(err)
 				}
-				bans <- b
+				bans <- b[0]
 			})
 		}
 		wg.Wait()
 		close(bans)
 		n := 0
 		for b := range bans {
-			if b > 0 {
+			if b {
 				n++
 			}
 		}
-		if n != 5 { // every tenth failure starts (or extends) the ban
-			t.Errorf("%d of 50 failures started a ban, want 5", n)
+		if n != 1 {
+			t.Errorf("%d failures banned, want 1", n)
 		}
+		refused(t, s, u, 100*u, 0, ls...)
 	})
+}
+
+// Instances sharing a Redis share the places.
+func TestRedisInstancesShareLimit(t *testing.T) {
+	srv := testredis.Start(t)
+	var stores []Store
+	for range 3 {
+		pool := &redis.Pool{Dial: func() (redis.Conn, error) { return redis.DialURL(srv.URL()) }}
+		t.Cleanup(func() { pool.Close() })
+		stores = append(stores, NewRedis(pool, srv.Prefix, nil))
+	}
+	ls := []Limit{
+		{Key: "u:x", Max: 5, Window: time.Minute, Ban: time.Minute, ClearOnSuccess: true},
+		{Key: "ip:y", Max: 20, Window: time.Minute, Ban: time.Minute},
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	admitted := 0
+	for i := range 60 {
+		wg.Go(func() {
+			a, _, _, err := stores[i%3].Admit(ls...)
+			if err != nil {
+				t.Error(err)
+			}
+			if a != nil {
+				mu.Lock()
+				admitted++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if admitted != 5 {
+		t.Errorf("%d of 60 attempts admitted across 3 instances, want 5", admitted)
+	}
+}
+
+// Retried operations act once: a retry that runs each operation twice
+// (as when the first reply is lost with its connection) takes one place,
+// and Take, which is not idempotent, is not retried.
+func TestRedisRetriesAreIdempotent(t *testing.T) {
+	srv := testredis.Start(t)
+	pool := &redis.Pool{Dial: func() (redis.Conn, error) { return redis.DialURL(srv.URL()) }}
+	defer pool.Close()
+	retries := 0
+	twice := func(op func() error) error {
+		retries++
+		if err := op(); err != nil {
+			return err
+		}
+		return op()
+	}
+	s := NewRedis(pool, srv.Prefix, twice)
+	u := 100 * time.Millisecond
+	ls := loginLimits(u, 3, 20)
+	for i := 1; i <= 3; i++ {
+		a := admit(t, s, ls...)
+		if a.Slots[0] != i || a.Slots[1] != i {
+			t.Fatalf("attempt %d: places %v", i, a.Slots)
+		}
+		if i < 3 {
+			fail(t, s, a)
+			continue
+		}
+		if err := s.Cancel(a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := admit(t, s, ls...)
+	if a.Slots[0] != 3 || a.Slots[1] != 3 {
+		t.Fatalf("after a cancel: places %v, want [3 3]", a.Slots)
+	}
+	if b := fail(t, s, a); !b[0] || b[1] {
+		t.Errorf("third failure, retried: banned %v, want the username only", b)
+	}
+	refused(t, s, u, 5*u, 0, ls...)
+	if err := s.Succeed(a); err != nil { // no attempt's place is left to give back
+		t.Fatal(err)
+	}
+	refused(t, s, u, 5*u, 0, ls...)
+	before := retries
+	for i := 1; i <= 3; i++ {
+		if d, err := s.Take("reg", 3, time.Minute); err != nil || d != 0 {
+			t.Fatalf("event %d: %v, %v", i, d, err)
+		}
+	}
+	if d, _ := s.Take("reg", 3, time.Minute); d == 0 {
+		t.Error("Take was counted once per event only if it ran once: 4th event allowed")
+	}
+	if retries != before {
+		t.Errorf("Take went through retry %d times", retries-before)
+	}
 }
 
 func TestBadArgs(t *testing.T) {
 	kinds(t, func(t *testing.T, s Store, u time.Duration, advance func(time.Duration)) {
-		if _, err := s.Fail("k", 0, u, u); err == nil {
-			t.Error("Fail with limit 0")
+		if _, _, _, err := s.Admit(Limit{Key: "k", Max: 0, Window: u, Ban: u}); err == nil {
+			t.Error("Admit with max 0")
+		}
+		if _, _, _, err := s.Admit(Limit{Key: "k", Max: 1, Window: u}); err == nil {
+			t.Error("Admit without a ban")
+		}
+		if _, _, _, err := s.Admit(); err == nil {
+			t.Error("Admit without limits")
+		}
+		l := Limit{Key: "k", Max: 1, Window: u, Ban: u}
+		if _, _, _, err := s.Admit(l, l); err == nil {
+			t.Error("Admit with a key twice")
 		}
 		if _, err := s.Take("k", 1, 0); err == nil {
 			t.Error("Take with window 0")
@@ -165,7 +386,7 @@ func TestBadArgs(t *testing.T) {
 func TestMemoryIsBounded(t *testing.T) {
 	m := NewMemory(1000)
 	for i := range 10_000 {
-		m.Fail(fmt.Sprintf("user%d", i), 5, time.Hour, time.Hour)
+		m.Fail(admit(t, m, Limit{Key: fmt.Sprintf("user%d", i), Max: 5, Window: time.Hour, Ban: time.Hour}))
 		m.Take(fmt.Sprintf("ip%d", i), 5, time.Hour)
 	}
 	if n := m.Len(); n > 1000 {
@@ -174,13 +395,13 @@ func TestMemoryIsBounded(t *testing.T) {
 	// Bans survive a flood of counters.
 	m = NewMemory(100)
 	for i := range 10 {
-		m.Fail(fmt.Sprintf("banned%d", i), 1, time.Hour, time.Hour)
+		m.Fail(admit(t, m, Limit{Key: fmt.Sprintf("banned%d", i), Max: 1, Window: time.Hour, Ban: time.Hour}))
 	}
 	for i := range 5000 {
-		m.Fail(fmt.Sprintf("noise%d", i), 5, time.Hour, time.Hour)
+		m.Fail(admit(t, m, Limit{Key: fmt.Sprintf("noise%d", i), Max: 5, Window: time.Hour, Ban: time.Hour}))
 	}
 	for i := range 10 {
-		if b, _, _ := m.Banned(fmt.Sprintf("banned%d", i)); b == 0 {
+		if a, _, _, _ := m.Admit(Limit{Key: fmt.Sprintf("banned%d", i), Max: 1, Window: time.Hour, Ban: time.Hour}); a != nil {
 			t.Errorf("ban %d evicted by counters", i)
 		}
 	}
@@ -191,12 +412,19 @@ func TestMemorySweepsExpired(t *testing.T) {
 	m := NewMemory(0)
 	m.now = c.now
 	for i := range 500 {
-		m.Fail(fmt.Sprintf("u%d", i), 5, time.Minute, time.Minute)
+		m.Fail(admit(t, m, Limit{Key: fmt.Sprintf("u%d", i), Max: 5, Window: time.Minute, Ban: time.Minute}))
 	}
 	c.add(2 * time.Minute)
-	m.Fail("fresh", 5, time.Minute, time.Minute)
+	m.Fail(admit(t, m, Limit{Key: "fresh", Max: 5, Window: time.Minute, Ban: time.Minute}))
 	if n := m.Len(); n != 1 {
 		t.Errorf("%d entries after the sweep, want 1", n)
+	}
+	// Settled attempts leave nothing behind.
+	m = NewMemory(0)
+	m.Succeed(admit(t, m, Limit{Key: "ok", Max: 5, Window: time.Minute, Ban: time.Minute}))
+	m.Cancel(admit(t, m, Limit{Key: "gone", Max: 5, Window: time.Minute, Ban: time.Minute}))
+	if n := m.Len(); n != 0 {
+		t.Errorf("%d entries after a success and a cancel, want 0", n)
 	}
 }
 
@@ -206,16 +434,19 @@ func TestRedisKeys(t *testing.T) {
 	pool := &redis.Pool{Dial: func() (redis.Conn, error) { return redis.DialURL(srv.URL()) }}
 	defer pool.Close()
 	s := NewRedis(pool, srv.Prefix, nil)
-	s.Fail("u", 5, time.Minute, time.Minute)
-	s.Fail("v", 1, time.Minute, 2*time.Minute)
+	s.Fail(admit(t, s, Limit{Key: "u", Max: 5, Window: time.Minute, Ban: time.Minute}))
+	s.Fail(admit(t, s, Limit{Key: "v", Max: 1, Window: time.Minute, Ban: 2 * time.Minute}))
 	s.Take("ip", 5, time.Minute)
 	c := pool.Get()
 	defer c.Close()
-	for key, max := range map[string]int64{"fail:u": 60_000, "ban:v": 120_000, "take:ip": 60_000} {
+	for key, max := range map[string]int64{"attempts:u": 60_000, "ban:v": 120_000, "take:ip": 60_000} {
 		ttl, err := redis.Int64(c.Do("PTTL", srv.Prefix+key))
 		if err != nil || ttl <= 0 || ttl > max {
 			t.Errorf("PTTL %s = %d, %v", key, ttl, err)
 		}
+	}
+	if n, _ := redis.Int(c.Do("EXISTS", srv.Prefix+"attempts:v")); n != 0 {
+		t.Error("a ban kept its key's count")
 	}
 }
 
@@ -226,11 +457,16 @@ func TestRedisDown(t *testing.T) {
 	}}
 	defer pool.Close()
 	s := NewRedis(pool, "x:", nil)
-	if _, _, err := s.Banned("k"); err == nil {
-		t.Error("Banned without Redis")
+	l := Limit{Key: "k", Max: 1, Window: time.Second, Ban: time.Second}
+	if a, _, _, err := s.Admit(l); err == nil || a != nil {
+		t.Error("Admit without Redis")
 	}
-	if _, err := s.Fail("k", 1, time.Second, time.Second); err == nil {
+	a := &Attempt{ID: "id", Limits: []Limit{l}, Slots: []int{1}}
+	if _, err := s.Fail(a); err == nil {
 		t.Error("Fail without Redis")
+	}
+	if err := s.Succeed(a); err == nil {
+		t.Error("Succeed without Redis")
 	}
 	if _, err := s.Take("k", 1, time.Second); err == nil {
 		t.Error("Take without Redis")
