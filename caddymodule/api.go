@@ -105,7 +105,7 @@ func (s *SessionAuth) serveAPI(w http.ResponseWriter, r *http.Request, ep endpoi
 	case slices.Contains(ep.methods, r.Method):
 		ep.serve(s, w, r, auth)
 	default:
-		writeDetail(w, http.StatusMethodNotAllowed, `Method "`+r.Method+`" not allowed.`)
+		writeMethodNotAllowed(w, r.Method)
 	}
 }
 
@@ -230,7 +230,7 @@ func (s *SessionAuth) login(w http.ResponseWriter, r *http.Request, _ authResult
 	}
 
 	s.loginSucceeded(att)
-	token, _, secret, err := s.startSession(r, u)
+	token, secret, err := s.startSession(r, u)
 	if err != nil {
 		result = resultError
 		s.storeFailure(w, "starting session", err)

@@ -44,10 +44,7 @@ func (s *SessionAuth) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	u := auth.who.user
-	h := w.Header()
-	h[s.strip.userID] = []string{strconv.FormatInt(u.ID, 10)}
-	h[s.strip.username] = []string{u.Username}
-	h[s.strip.email] = []string{u.Email}
+	s.strip.setIdentity(w.Header(), strconv.FormatInt(u.ID, 10), u)
 	writeValue(w, http.StatusOK, userJSON{u.ID, u.Username, u.Email})
 }
 

@@ -28,7 +28,7 @@ type healthCheck struct {
 func (h *healthCheck) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header()["Allow"] = []string{"GET, HEAD"}
-		writeDetail(w, http.StatusMethodNotAllowed, `Method "`+r.Method+`" not allowed.`)
+		writeMethodNotAllowed(w, r.Method)
 		return
 	}
 	status, body := h.result()

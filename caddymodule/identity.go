@@ -64,14 +64,19 @@ func (n headerNames) stripIdentity(h http.Header) {
 	}
 }
 
+// setIdentity writes the identity headers into h (a request's, for the
+// upstream, or a response's, for forward-auth).
+func (n headerNames) setIdentity(h http.Header, id string, u *users.User) {
+	h[n.userID] = []string{id}
+	h[n.username] = []string{u.Username}
+	h[n.email] = []string{u.Email}
+}
+
 // setIdentity hands the user's identity to the next handler: request
 // headers for the upstream and placeholders for the rest of the config.
 func (s *SessionAuth) setIdentity(r *http.Request, u *users.User) {
 	id := strconv.FormatInt(u.ID, 10)
-	h := r.Header
-	h[s.strip.userID] = []string{id}
-	h[s.strip.username] = []string{u.Username}
-	h[s.strip.email] = []string{u.Email}
+	s.strip.setIdentity(r.Header, id, u)
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set("http.auth.user.id", id)
 		repl.Set("http.auth.user.username", u.Username)

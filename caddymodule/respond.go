@@ -68,6 +68,11 @@ func writeDetail(w http.ResponseWriter, status int, msg string) {
 	}{msg})
 }
 
+// writeMethodNotAllowed is DRF's 405; the caller sets Allow.
+func writeMethodNotAllowed(w http.ResponseWriter, method string) {
+	writeDetail(w, http.StatusMethodNotAllowed, `Method "`+method+`" not allowed.`)
+}
+
 // fieldErrors is DRF's validation error shape, {"field": ["message", ...]},
 // with fields in the order they failed (as DRF's ordered dict).
 type fieldErrors struct {

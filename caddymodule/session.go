@@ -90,16 +90,16 @@ func isCorrupt(err error) bool {
 }
 
 // startSession ends the request's current session, if any, and commits a
-// new one (new token, new CSRF secret) for u. It returns the new token, its
-// expiry and the CSRF secret.
-func (s *SessionAuth) startSession(r *http.Request, u *users.User) (string, time.Time, string, error) {
+// new one (new token, new CSRF secret) for u. It returns the new token and
+// the CSRF secret.
+func (s *SessionAuth) startSession(r *http.Request, u *users.User) (token, secret string, err error) {
 	old, _ := cookieValue(r, s.SessionCookie)
 	if !plausibleToken(old) {
 		old = ""
 	}
 	ctx, err := s.sessions.Load(r.Context(), old)
 	if err != nil && !isCorrupt(err) {
-		return "", time.Time{}, "", err
+		return "", "", err
 	}
 	if err != nil { // undecodable record: start from nothing
 		ctx, _ = s.sessions.Load(r.Context(), "")
@@ -107,21 +107,20 @@ func (s *SessionAuth) startSession(r *http.Request, u *users.User) (string, time
 	if s.sessions.Token(ctx) != "" {
 		// A token the client holds is never adopted; its session ends here.
 		if err := s.sessions.Destroy(ctx); err != nil {
-			return "", time.Time{}, "", err
+			return "", "", err
 		}
 	}
 	if err := s.sessions.RenewToken(ctx); err != nil {
-		return "", time.Time{}, "", err
+		return "", "", err
 	}
-	secret := csrf.NewSecret()
+	secret = csrf.NewSecret()
 	s.sessions.Put(ctx, keyUserID, u.ID)
 	s.sessions.Put(ctx, keyEpoch, u.SessionEpoch)
 	s.sessions.Put(ctx, keyCSRF, secret)
-	token, expiry, err := s.sessions.Commit(ctx)
-	if err != nil {
-		return "", time.Time{}, "", err
+	if token, _, err = s.sessions.Commit(ctx); err != nil {
+		return "", "", err
 	}
-	return token, expiry, secret, nil
+	return token, secret, nil
 }
 
 // setSessionCookie and expireSessionCookie write the cookies as Django does.

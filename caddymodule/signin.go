@@ -65,7 +65,7 @@ func (p signinPage) serve(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		h["Allow"] = []string{"GET, HEAD"}
-		writeDetail(w, http.StatusMethodNotAllowed, `Method "`+r.Method+`" not allowed.`)
+		writeMethodNotAllowed(w, r.Method)
 		return
 	}
 	h["Content-Type"] = []string{"text/html; charset=utf-8"}
