@@ -88,10 +88,35 @@ func freePort(t testing.TB) int {
 // loads it into this process's Caddy (replacing any running config).
 func startSite(t testing.TB, redisURL string, extra string) *site {
 	t.Helper()
+	return startCustomSite(t, siteConfig{redisURL: redisURL, extra: throttlesOff + extra})
+}
+
+// throttlesOff: tests send many requests from one IP; throttle tests load
+// their own figures.
+const throttlesOff = "login_throttle off\nregister_throttle off\n"
+
+// reloadWith loads the site's config (again) with the given extra
+// session_auth lines, as `caddy reload` would.
+func (s *site) reloadWith(redisURL, extra string) {
+	s.t.Helper()
+	s.loadCustom(siteConfig{redisURL: redisURL, extra: throttlesOff + extra})
+}
+
+// siteConfig is a site with more control than startSite gives: global
+// options, and the throttles at their defaults unless extra sets them.
+type siteConfig struct {
+	redisURL string
+	global   string // lines for the global options block
+	extra    string // lines for the session_auth block
+}
+
+// startCustomSite loads a site like startSite's, from c.
+func startCustomSite(t testing.TB, c siteConfig) *site {
+	t.Helper()
 	s := &site{t: t, dbPath: filepath.Join(t.TempDir(), "users.db"), upstream: echoUpstream(t)}
 	s.port = freePort(t)
 	s.base = fmt.Sprintf("http://127.0.0.1:%d", s.port)
-	s.reloadWith(redisURL, extra)
+	s.loadCustom(c)
 	s.client = &http.Client{
 		Timeout:       15 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -104,33 +129,39 @@ func startSite(t testing.TB, redisURL string, extra string) *site {
 	return s
 }
 
-// reloadWith loads the site's config (again) with the given extra
-// session_auth lines, as `caddy reload` would.
-func (s *site) reloadWith(redisURL, extra string) {
+// loadCustom (re)loads the site's config from c, as `caddy reload` would.
+func (s *site) loadCustom(c siteConfig) {
 	s.t.Helper()
 	redisLine := ""
-	if redisURL != "" {
-		redisLine = "redis " + redisURL
+	if c.redisURL != "" {
+		redisLine = "redis " + c.redisURL
 	}
 	cfg := fmt.Sprintf(`{
 	admin off
 	persist_config off
 	storage file_system %s
+	%s
 }
 http://127.0.0.1:%d {
 	session_auth {
 		users_db %s
 		%s
 		hash_concurrency 4
-		# Tests send many requests from one IP; throttle tests set their own.
-		login_throttle off
-		register_throttle off
 		%s
 	}
 	reverse_proxy %s
 }
-`, filepath.Join(os.Getenv("XDG_DATA_HOME"), "caddy"), s.port, s.dbPath, redisLine, extra, strings.TrimPrefix(s.upstream.URL, "http://"))
-	s.load(cfg)
+`, filepath.Join(os.Getenv("XDG_DATA_HOME"), "caddy"), c.global, s.port, s.dbPath, redisLine, c.extra,
+		strings.TrimPrefix(s.upstream.URL, "http://"))
+	// Drop the blank lines that empty parts leave, so adapting does not
+	// warn about formatting.
+	var lines []string
+	for line := range strings.SplitSeq(cfg, "\n") {
+		if strings.TrimSpace(line) != "" {
+			lines = append(lines, line)
+		}
+	}
+	s.load(strings.Join(lines, "\n") + "\n")
 	if s.client != nil {
 		// A reload may close idle keep-alive connections; don't send a POST
 		// into one (Go's client retries only idempotent requests).
