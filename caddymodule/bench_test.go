@@ -175,11 +175,13 @@ func BenchmarkGate(b *testing.B) {
 	})
 }
 
-// BenchmarkGateParallel is BenchmarkGate from GOMAXPROCS goroutines: store
-// and lock contention show here.
+// BenchmarkGateParallel is BenchmarkGate from 16×GOMAXPROCS goroutines, as
+// many requests in flight as bench/run's 32 connections on 2 CPUs: store
+// and lock contention, and Redis pipelining, show here.
 func BenchmarkGateParallel(b *testing.B) {
 	stores(b, func(b *testing.B, s *benchSite) {
 		b.ReportAllocs()
+		b.SetParallelism(16)
 		b.RunParallel(func(pb *testing.PB) {
 			r, w := caddyRequest("GET", "/app/page?q=1")
 			cookie := []string{"sessionid=" + s.sessionID + "; csrftoken=" + s.csrfCookie}

@@ -12,22 +12,32 @@ import (
 )
 
 // redisPipeline runs the session reads (GET) of every concurrent request
-// over one shared connection, pipelined: callers queue their command, a
-// writer goroutine sends whatever is queued in one write, and a reader
-// goroutine hands the replies back in order. Under load, many reads share
-// each write and read system call, on both sides: Redis answers a batch of
-// pipelined GETs for about the CPU of one, where a connection per request
-// costs each request its own round of system calls and wake-ups. With no
-// concurrency, a read costs the same single round trip as before.
+// over one shared connection, pipelined. There are no goroutines of its
+// own: the callers take turns at the two roles.
+//
+//   - Writer: a caller that queues its GET while nobody is writing becomes
+//     the writer. It sends everything queued in one write (and again, as
+//     long as more was queued meanwhile).
+//   - Reader: the first caller to find replies owed and nobody reading
+//     becomes the reader. It reads replies in order and hands each to its
+//     caller until its own has come, then hands the role to the caller
+//     whose reply is next.
+//
+// So a lone request does exactly one write and one read, like a connection
+// of its own, with no hand-off between goroutines (waking a sleeping thread
+// costs tens of microseconds on a small VM). Under load, GETs queued while a
+// write is under way share the next one, and when replies are already owed
+// the writer first lets the other ready goroutines run, so that more GETs
+// join its batch: Redis then answers a batch for about the system calls of
+// one GET, where a connection per request costs each request its own.
 //
 // The connection is dialed with the pool's own dial function (so AUTH,
 // SELECT and TLS are the pool's), on first use and again after it fails.
-// A failure (I/O error, read or write timeout) fails every read in flight on
-// it, as it would have failed each on its own connection; the next read
-// dials anew. Redis error replies are returned as errors and do not close
-// the connection. The connection closes itself after idleTimeout without
-// use, so a pipeline that is no longer used (e.g. after a config reload)
-// leaves nothing behind.
+// A failure (I/O error, read or write timeout) fails every GET in flight on
+// it, as each would have failed on its own connection; the next GET dials
+// anew. Redis error replies are returned as errors and keep the connection.
+// It is closed after idleTimeout without use, so a pipeline that is no
+// longer used (e.g. after a config reload) leaves nothing open.
 type redisPipeline struct {
 	dial        func(context.Context) (redis.Conn, error)
 	idleTimeout time.Duration
@@ -36,8 +46,8 @@ type redisPipeline struct {
 	mu  sync.Mutex // serialises dialing
 }
 
-// defaultPipelineIdle is how long the pipeline connection may stay unused
-// before it is closed.
+// defaultPipelineIdle is how long the connection may stay unused before it
+// is closed.
 const defaultPipelineIdle = time.Minute
 
 // newRedisPipeline returns a pipeline over connections from pool's dial
@@ -58,25 +68,21 @@ func newRedisPipeline(pool *redis.Pool) *redisPipeline {
 // get runs GET key. A missing key is redis.ErrNil.
 func (p *redisPipeline) get(key string) ([]byte, error) {
 	cl := callPool.Get().(*pipeCall)
-	defer func() {
-		cl.key, cl.reply, cl.err = "", nil, nil
-		callPool.Put(cl)
-	}()
+	defer cl.release()
 	cl.key = key
 	for attempt := 0; ; attempt++ {
 		pc, err := p.conn()
 		if err != nil {
 			return nil, err
 		}
-		if err := pc.enqueue(cl); err != nil {
-			// The connection broke (or idled out) between conn and
-			// enqueue; nothing was sent, so trying a new one is safe.
-			if attempt == 0 {
+		if err := pc.do(cl); err != nil {
+			// The connection broke (or idled out) before this GET was
+			// queued; nothing was sent, so a new one is safe to try.
+			if attempt == 0 && errors.Is(err, errNotQueued) {
 				continue
 			}
 			return nil, err
 		}
-		<-cl.done
 		return cl.reply, cl.err
 	}
 }
@@ -95,14 +101,10 @@ func (p *redisPipeline) conn() (*pipeConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	pc := &pipeConn{
-		c:       c,
-		wake:    make(chan struct{}, 1),
-		pending: make(chan *pipeCall, 256),
-		idle:    p.idleTimeout,
-	}
-	go pc.writeLoop()
-	go pc.readLoop()
+	pc := &pipeConn{c: c, idle: p.idleTimeout}
+	pc.mu.Lock()
+	pc.idleTimer = time.AfterFunc(pc.idle, pc.idleCheck)
+	pc.mu.Unlock()
 	p.cur.Store(pc)
 	return pc, nil
 }
@@ -110,154 +112,225 @@ func (p *redisPipeline) conn() (*pipeConn, error) {
 // close closes the current connection, if any; a later get dials again.
 func (p *redisPipeline) close() {
 	if pc := p.cur.Load(); pc != nil {
-		pc.fail(errPipelineClosed)
+		pc.mu.Lock()
+		pc.failLocked(errPipelineClosed)
+		pc.mu.Unlock()
 	}
 }
 
 var (
 	errPipelineClosed = errors.New("sessions: redis pipeline connection closed")
 	errPipelineIdle   = errors.New("sessions: redis pipeline connection closed after idling")
+	errNotQueued      = errors.New("sessions: redis pipeline connection not usable")
 )
 
-// pipeCall is one queued GET; calls are pooled, with their done channel.
+// pipeCall is one GET. Calls are pooled with their wake channel, which
+// carries "your reply is in" and "read for us" alike: a waiter re-checks
+// under the lock, so a stale or spurious token is harmless.
 type pipeCall struct {
 	key   string
 	reply []byte
 	err   error
-	done  chan struct{}
+	done  bool          // reply or err set; guarded by the conn's mu
+	wake  chan struct{} // capacity 1
 }
 
-var callPool = sync.Pool{New: func() any { return &pipeCall{done: make(chan struct{}, 1)} }}
+var callPool = sync.Pool{New: func() any { return &pipeCall{wake: make(chan struct{}, 1)} }}
 
-// pipeConn is one pipelined connection and its two goroutines.
-type pipeConn struct {
-	c    redis.Conn
-	idle time.Duration
-
-	mu     sync.Mutex
-	queue  []*pipeCall // queued, not yet sent
-	spare  []*pipeCall // the writer's other queue buffer
-	err    error       // why the connection stopped taking calls
-	broken atomic.Bool // err != nil, readable without mu
-
-	wake    chan struct{}  // one token: the queue became non-empty (or err was set)
-	pending chan *pipeCall // sent, in order, awaiting their replies
-}
-
-// enqueue queues cl for the writer; it fails if the connection has stopped
-// taking calls.
-func (pc *pipeConn) enqueue(cl *pipeCall) error {
-	pc.mu.Lock()
-	if pc.err != nil {
-		err := pc.err
-		pc.mu.Unlock()
-		return err
-	}
-	pc.queue = append(pc.queue, cl)
-	first := len(pc.queue) == 1
-	pc.mu.Unlock()
-	if first {
-		pc.signal()
-	}
-	return nil
-}
-
-func (pc *pipeConn) signal() {
+func (cl *pipeCall) release() {
+	cl.key, cl.reply, cl.err, cl.done = "", nil, nil, false
 	select {
-	case pc.wake <- struct{}{}:
+	case <-cl.wake:
+	default:
+	}
+	callPool.Put(cl)
+}
+
+func (cl *pipeCall) signal() {
+	select {
+	case cl.wake <- struct{}{}:
 	default:
 	}
 }
 
-// fail stops the connection taking calls and closes it, which fails the
-// reads in flight (and unblocks the reader and the writer).
-func (pc *pipeConn) fail(err error) {
+// pipeConn is one shared connection. redigo allows one concurrent writer
+// (Send, Flush) and one concurrent reader (Receive) on a connection: the
+// writing and reading flags hand out those two roles.
+type pipeConn struct {
+	c    redis.Conn
+	idle time.Duration
+
+	mu       sync.Mutex
+	queue    []*pipeCall // queued, not yet sent
+	spare    []*pipeCall // the other queue buffer, while not being sent
+	inflight []*pipeCall // sent (or being sent), in order, from ihead on: replies owed
+	ihead    int
+	writing  bool
+	reading  bool
+	used     bool  // since the last idle check
+	err      error // why the connection takes no more calls
+	broken   atomic.Bool
+
+	idleTimer *time.Timer
+}
+
+// do sends cl's GET and waits for its reply. It fails, with errNotQueued
+// wrapped, only if the connection no longer takes calls; otherwise the
+// outcome is in cl.reply and cl.err.
+func (pc *pipeConn) do(cl *pipeCall) error {
 	pc.mu.Lock()
-	if pc.err == nil {
-		pc.err = err
-		pc.broken.Store(true)
+	if pc.err != nil {
+		err := pc.err
+		pc.mu.Unlock()
+		return errors.Join(errNotQueued, err)
+	}
+	pc.used = true
+	pc.queue = append(pc.queue, cl)
+	if !pc.writing {
+		pc.write() // returns with mu held
+	}
+	for !cl.done {
+		if !pc.reading && pc.owed() > 0 {
+			pc.read(cl) // returns with mu held
+			continue
+		}
+		pc.mu.Unlock()
+		<-cl.wake
+		pc.mu.Lock()
 	}
 	pc.mu.Unlock()
-	pc.c.Close()
-	pc.signal()
+	return nil
 }
 
-// writeLoop sends each batch of queued calls with one flush, then hands the
-// calls to the reader. It ends once the connection is broken and the last
-// queued calls are handed over, closing pending so that the reader ends too.
-func (pc *pipeConn) writeLoop() {
-	defer close(pc.pending)
-	tick := time.NewTicker(pc.idle)
-	defer tick.Stop()
-	used := false
-	for {
-		select {
-		case <-pc.wake:
-		case <-tick.C:
-			if used {
-				used = false
-				continue
-			}
-			pc.mu.Lock()
-			if len(pc.queue) == 0 && pc.err == nil {
-				pc.err = errPipelineIdle
-				pc.broken.Store(true)
-			}
+// write sends the queue, batch after batch, until it is empty. It is
+// called and returns with mu held; mu is released while sending.
+func (pc *pipeConn) write() {
+	pc.writing = true
+	for len(pc.queue) > 0 {
+		if pc.owed() > 0 {
+			// Replies are owed, so other requests are under way: let the
+			// goroutines that are ready to run queue their GETs first.
 			pc.mu.Unlock()
-			if pc.broken.Load() {
-				pc.c.Close()
-			}
+			runtime.Gosched()
+			pc.mu.Lock()
 		}
-		// Let the goroutines that are ready to run (under load, other
-		// requests about to queue their reads) run first, so that they
-		// share this write; with nothing else to run, this returns at once.
-		runtime.Gosched()
-		pc.mu.Lock()
 		batch := pc.queue
-		pc.queue = pc.spare[:0]
-		done := pc.err != nil
+		pc.queue, pc.spare = pc.spare[:0], nil
+		if pc.err != nil {
+			for _, cl := range batch {
+				pc.deliver(cl, nil, pc.err)
+			}
+			pc.spare = clearCalls(batch)
+			continue
+		}
+		pc.inflight = append(pc.inflight, batch...)
+		if !pc.reading {
+			// Someone must read these replies: the caller of the oldest
+			// one owed takes the role (it may be us, once we are done).
+			pc.inflight[pc.ihead].signal()
+		}
 		pc.mu.Unlock()
-		if len(batch) > 0 {
-			used = true
-			for _, cl := range batch {
-				// Send only buffers; a write error surfaces in Flush, and
-				// on a broken connection each Receive fails at once.
-				pc.c.Send("GET", cl.key)
-			}
-			if err := pc.c.Flush(); err != nil {
-				pc.fail(err)
-			}
-			// Handed over after the flush: the reader never waits on a
-			// reply to a command still sitting in our buffer.
-			for _, cl := range batch {
-				pc.pending <- cl
-			}
-			clear(batch)
+		for _, cl := range batch {
+			// Send only buffers; a write error surfaces in Flush, and on a
+			// broken connection every Receive fails at once.
+			pc.c.Send("GET", cl.key)
 		}
-		pc.spare = batch
-		if done {
-			return
+		err := pc.c.Flush()
+		pc.mu.Lock()
+		if err != nil {
+			pc.failLocked(err)
 		}
+		pc.spare = clearCalls(batch)
+	}
+	pc.writing = false
+}
+
+func clearCalls(b []*pipeCall) []*pipeCall {
+	clear(b)
+	return b[:0]
+}
+
+// owed is the number of replies owed. mu is held.
+func (pc *pipeConn) owed() int { return len(pc.inflight) - pc.ihead }
+
+// pop removes the oldest call owed a reply. mu is held.
+func (pc *pipeConn) pop() *pipeCall {
+	cl := pc.inflight[pc.ihead]
+	pc.inflight[pc.ihead] = nil
+	pc.ihead++
+	switch {
+	case pc.ihead == len(pc.inflight):
+		pc.inflight, pc.ihead = pc.inflight[:0], 0
+	case pc.ihead >= 64 && 2*pc.ihead >= len(pc.inflight):
+		// Never drained under steady load: compact, or it would grow.
+		n := copy(pc.inflight, pc.inflight[pc.ihead:])
+		clear(pc.inflight[n:])
+		pc.inflight, pc.ihead = pc.inflight[:n], 0
+	}
+	return cl
+}
+
+// read reads replies in order and hands them out until cl's has come (or
+// none is owed: cl is still queued behind a write under way), then passes
+// the role on. It is called and returns with mu held; mu is released while
+// reading.
+func (pc *pipeConn) read(cl *pipeCall) {
+	pc.reading = true
+	for !cl.done && pc.owed() > 0 {
+		pc.mu.Unlock()
+		reply, err := pc.c.Receive()
+		var b []byte
+		if err == nil {
+			b, err = redis.Bytes(reply, nil)
+		}
+		pc.mu.Lock()
+		var rerr redis.Error
+		if err != nil && !errors.Is(err, redis.ErrNil) && !errors.As(err, &rerr) {
+			// Broken before anyone learns of it, so that a caller that
+			// retries on this error gets a new connection.
+			pc.failLocked(err)
+		}
+		pc.deliver(pc.pop(), b, err)
+	}
+	pc.reading = false
+	if pc.owed() > 0 {
+		pc.inflight[pc.ihead].signal()
 	}
 }
 
-// readLoop reads one reply per sent call, in order, and hands it back.
-func (pc *pipeConn) readLoop() {
-	for cl := range pc.pending {
-		reply, err := pc.c.Receive()
-		if err != nil {
-			var rerr redis.Error
-			if !errors.As(err, &rerr) {
-				// Mark the connection broken before answering, so that a
-				// caller retrying on this error gets a new connection.
-				pc.fail(err)
-			}
-			cl.err = err
-		} else {
-			cl.reply, cl.err = redis.Bytes(reply, nil)
-		}
-		cl.done <- struct{}{}
+// deliver sets a call's outcome and wakes its caller. mu is held.
+func (pc *pipeConn) deliver(cl *pipeCall, b []byte, err error) {
+	cl.reply, cl.err, cl.done = b, err, true
+	cl.signal()
+}
+
+// failLocked stops the connection taking calls and closes it, which fails
+// the reads in flight. mu is held.
+func (pc *pipeConn) failLocked(err error) {
+	if pc.err != nil {
+		return
 	}
+	pc.err = err
+	pc.broken.Store(true)
+	pc.c.Close()
+	if pc.idleTimer != nil {
+		pc.idleTimer.Stop()
+	}
+}
+
+// idleCheck closes the connection if it was not used since the last check.
+func (pc *pipeConn) idleCheck() {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.err != nil {
+		return
+	}
+	if pc.used || pc.writing || pc.reading || pc.owed() > 0 {
+		pc.used = false
+		pc.idleTimer.Reset(pc.idle)
+		return
+	}
+	pc.failLocked(errPipelineIdle)
 }
 
 // find is redisstore's Find over the pipeline.

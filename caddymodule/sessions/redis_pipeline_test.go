@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,6 +99,109 @@ func TestRedisPipelineConcurrent(t *testing.T) {
 	}
 }
 
+// Error replies in the middle of concurrent batches keep every reply
+// matched to its request.
+func TestRedisPipelineConcurrentErrorReplies(t *testing.T) {
+	srv := testredis.Start(t)
+	pool := newRedisPool(t, srv.URL(), PoolOptions{})
+	p := newPipeline(t, pool)
+	const keys = 40
+	c := pool.Get()
+	for i := range keys {
+		var err error
+		if i%2 == 0 {
+			_, err = c.Do("SET", fmt.Sprint(srv.Prefix, i), fmt.Sprint("value-", i))
+		} else {
+			_, err = c.Do("HSET", fmt.Sprint(srv.Prefix, i), "f", "v") // GET: WRONGTYPE
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range 300 {
+				i := (g*7 + n) % (keys + 2) // keys and keys+1 do not exist
+				b, err := p.get(fmt.Sprint(srv.Prefix, i))
+				var rerr redis.Error
+				switch {
+				case i >= keys:
+					if !errors.Is(err, redis.ErrNil) {
+						t.Errorf("get missing key %d = %q, %v", i, b, err)
+						return
+					}
+				case i%2 == 1:
+					if !errors.As(err, &rerr) {
+						t.Errorf("get hash key %d = %q, %v; want WRONGTYPE", i, b, err)
+						return
+					}
+				default:
+					if want := fmt.Sprint("value-", i); err != nil || string(b) != want {
+						t.Errorf("get key %d = %q, %v; want %q", i, b, err, want)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// A restart under concurrent load: every read ends, with the right value,
+// a miss (the data went with the restart) or a broken-connection error;
+// none hangs or gets another key's value.
+func TestRedisPipelineRestartUnderLoad(t *testing.T) {
+	srv := testredis.Start(t)
+	if !srv.Private() {
+		t.Skip("external Redis: cannot restart it")
+	}
+	pool := newRedisPool(t, srv.URL(), PoolOptions{})
+	p := newPipeline(t, pool)
+	c := pool.Get()
+	for i := range 10 {
+		if _, err := c.Do("SET", fmt.Sprint(srv.Prefix, i), fmt.Sprint("value-", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	var wg sync.WaitGroup
+	var gets atomic.Int64
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range 200 {
+				gets.Add(1)
+				i := (g + n) % 10
+				b, err := p.get(fmt.Sprint(srv.Prefix, i))
+				switch {
+				case err == nil:
+					if want := fmt.Sprint("value-", i); string(b) != want {
+						t.Errorf("get key %d = %q, want %q", i, b, want)
+						return
+					}
+				case errors.Is(err, redis.ErrNil), brokenConn(err):
+				default:
+					t.Errorf("get key %d: unexpected error %v", i, err)
+					return
+				}
+			}
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); gets.Load() < 500 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	srv.Restart() // from the test's goroutine, as testredis requires
+	wg.Wait()
+	if _, err := p.get(srv.Prefix + "0"); !errors.Is(err, redis.ErrNil) {
+		t.Fatalf("get after the restart = %v, want ErrNil", err)
+	}
+}
+
 // A Redis restart fails the reads in flight on the old connection with a
 // broken-connection error (which RedisClient retries), and the next read
 // dials a new one.
@@ -162,8 +266,7 @@ func TestRedisPipelineWhileDown(t *testing.T) {
 	}
 }
 
-// An unused connection closes itself (and its goroutines end); the next
-// read dials again.
+// An unused connection closes itself; the next read dials again.
 func TestRedisPipelineIdleClose(t *testing.T) {
 	srv := testredis.Start(t)
 	p := newPipeline(t, newRedisPool(t, srv.URL(), PoolOptions{}))
@@ -179,14 +282,8 @@ func TestRedisPipelineIdleClose(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	// The writer closes pending as it ends, which ends the reader.
-	select {
-	case _, open := <-first.pending:
-		if open {
-			t.Fatal("a call was pending on an idle connection")
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("writer goroutine did not end")
+	if err := first.c.Err(); err == nil {
+		t.Fatal("idle connection marked broken but not closed")
 	}
 	if _, err := p.get(srv.Prefix + "k"); !errors.Is(err, redis.ErrNil) {
 		t.Fatalf("get after idle close = %v", err)
