@@ -64,13 +64,7 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 		case "redis":
-			args := d.RemainingArgs()
-			switch len(args) {
-			case 0:
-				s.Redis = ""
-			case 1:
-				s.Redis = args[0]
-			default:
+			if !optionalArg(d, &s.Redis, "") {
 				return d.ArgErr()
 			}
 		case "redis_key_prefix":
@@ -154,13 +148,7 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			s.PublicPaths = append(s.PublicPaths, args...)
 		case "login_redirect":
-			args := d.RemainingArgs()
-			switch len(args) {
-			case 0:
-				s.LoginRedirect = "builtin"
-			case 1:
-				s.LoginRedirect = args[0]
-			default:
+			if !optionalArg(d, &s.LoginRedirect, "builtin") {
 				return d.ArgErr()
 			}
 		case "login_page":
@@ -194,6 +182,21 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// optionalArg reads `[<value>]` into dst, def when absent; false if there
+// are more arguments.
+func optionalArg(d *caddyfile.Dispenser, dst *string, def string) bool {
+	args := d.RemainingArgs()
+	switch len(args) {
+	case 0:
+		*dst = def
+	case 1:
+		*dst = args[0]
+	default:
+		return false
+	}
+	return true
 }
 
 // cookieArgs reads `<name> [<max_age>]`.
