@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/caddy-session-auth/caddy-session-auth/internal/testredis"
 )
 
 // opsSite runs the sidecar with a metrics site and a JSON log file.
@@ -127,10 +129,8 @@ func TestHealth(t *testing.T) {
 			t.Errorf("%d %s", r.StatusCode, r.body)
 		}
 	})
-	storeKinds(t, func(t *testing.T, redisURL string) {
-		if redisURL == "" {
-			return
-		}
+	t.Run("redis", func(t *testing.T) {
+		redisURL := testredis.Start(t).URL()
 		s := startSite(t, redisURL, "health_path /healthz")
 		r := s.do(t, req{method: "GET", path: "/healthz"})
 		if r.StatusCode != 200 || string(r.body) != `{"status":"ok","users_db":"ok","sessions":"redis","redis":"ok"}` {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/djangoimport"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/passwords"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
 )
@@ -324,9 +325,6 @@ func (a storeAdmin) listUsers(context.Context) ([]userInfo, error) {
 	return out, nil
 }
 
-// maxListed bounds how many problems or conflicts one error lists.
-const maxListed = 20
-
 // importUsers writes all the users or none. A user whose id or username
 // (regardless of case) is already taken is a conflict that aborts the
 // import; with SkipExisting, a user already present with the same id and
@@ -353,7 +351,7 @@ func (a storeAdmin) importUsers(_ context.Context, r importRequest) (*importResu
 		us = append(us, u)
 	}
 	if len(problems) > 0 {
-		return nil, badRequest("import refused, nothing written:%s", listed(problems))
+		return nil, badRequest("import refused, nothing written:%s", djangoimport.Indented(problems))
 	}
 
 	existing, err := a.store.List()
@@ -395,7 +393,7 @@ func (a storeAdmin) importUsers(_ context.Context, r importRequest) (*importResu
 			hint = " (users already imported with the same id and username are skipped with --skip-existing)"
 		}
 		return nil, conflict("import aborted, nothing written: %d conflict(s) with existing users%s:%s",
-			len(conflicts), hint, listed(conflicts))
+			len(conflicts), hint, djangoimport.Indented(conflicts))
 	}
 	for _, u := range create {
 		// Sessions record the user id and epoch. An imported id may be that
@@ -412,17 +410,4 @@ func (a storeAdmin) importUsers(_ context.Context, r importRequest) (*importResu
 		return nil, err
 	}
 	return &importResult{Imported: n, Skipped: skipped}, nil
-}
-
-func listed(items []string) string {
-	var b strings.Builder
-	for i, s := range items {
-		if i == maxListed {
-			fmt.Fprintf(&b, "\n  ... and %d more", len(items)-maxListed)
-			break
-		}
-		b.WriteString("\n  ")
-		b.WriteString(s)
-	}
-	return b.String()
 }

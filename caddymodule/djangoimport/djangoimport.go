@@ -253,11 +253,16 @@ func plausibleAlgorithm(name string) bool {
 type problemsError []string
 
 func (p problemsError) Error() string {
+	return fmt.Sprintf("the dump has %d problem(s):", len(p)) + Indented(p)
+}
+
+// Indented lists items one per indented line, the first maxProblems of
+// them, for error messages.
+func Indented(items []string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "the dump has %d problem(s):", len(p))
-	for i, msg := range p {
+	for i, msg := range items {
 		if i == maxProblems {
-			fmt.Fprintf(&b, "\n  ... and %d more", len(p)-maxProblems)
+			fmt.Fprintf(&b, "\n  ... and %d more", len(items)-maxProblems)
 			break
 		}
 		b.WriteString("\n  ")
