@@ -129,9 +129,6 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&s.HealthPath) {
 				return d.ArgErr()
 			}
-			if len(s.HealthPath) == 0 || s.HealthPath[0] != '/' {
-				return d.Errf("health_path: %q is not an absolute path", s.HealthPath)
-			}
 		case "cookie_domain":
 			if !d.AllArgs(&s.CookieDomain) {
 				return d.ArgErr()
@@ -140,11 +137,6 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			args := d.RemainingArgs()
 			if len(args) == 0 {
 				return d.ArgErr()
-			}
-			for _, a := range args {
-				if a == "" || (a[0] != '/' && a[0] != '*') {
-					return d.Errf("public: %q is not a path pattern (it must start with / or *)", a)
-				}
 			}
 			s.PublicPaths = append(s.PublicPaths, args...)
 		case "login_redirect":

@@ -27,11 +27,7 @@ func (s *SessionAuth) forwardAuth(w http.ResponseWriter, r *http.Request) {
 			s.expireSessionCookie(w, r)
 		}
 		if s.wantsLoginRedirect(r, method) {
-			next := r.Header.Get("X-Forwarded-Uri")
-			if next == "" || next[0] != '/' {
-				next = "/"
-			}
-			s.redirectToLogin(w, next)
+			s.redirectToLogin(w, r.Header.Get("X-Forwarded-Uri"))
 			return
 		}
 		writeJSON(w, http.StatusForbidden, bodyNotAuthenticated)

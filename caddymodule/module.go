@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -128,10 +129,13 @@ type SessionAuth struct {
 
 	// PublicPaths are path patterns (Caddy's path matcher syntax: exact,
 	// prefix `/static/*`, suffix `*.css`, substring) that pass without a
-	// session and without identity headers. Only canonical paths qualify:
-	// a path with `..`, `//`, a backslash or an encoded `/`, `.` or `\` is
-	// never public, so it cannot reach a protected page through a public
-	// pattern.
+	// session and without identity headers, matched case-sensitively. Only
+	// canonical paths qualify: a path with `..`, `//`, a backslash, `;` or
+	// an encoded `/`, `.`, `\`, `;`, `?`, `#` or `%` is never public, and a
+	// pattern that begins with `*` never matches a path with a `.` before
+	// its last segment (/admin/users.php/x.css runs users.php in PHP), so
+	// no request reaches a protected page through a public pattern. Every
+	// pattern must begin with `/` or `*`.
 	PublicPaths []string `json:"public_paths,omitempty"`
 
 	// LoginRedirect, if set, sends browser navigations (GET or HEAD asking
@@ -193,7 +197,9 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("csrf_trusted_origins: %v", err)
 	}
 	s.trusted = s.origins.union(trusted)
-	s.public = caddyhttp.MatchPath(s.PublicPaths)
+	// Caddy's matcher lower-cases its patterns in place: give it a copy, so
+	// that PublicPaths keeps the case that matchesCase needs.
+	s.public = caddyhttp.MatchPath(slices.Clone(s.PublicPaths))
 	if err := s.public.Provision(ctx); err != nil {
 		return fmt.Errorf("public: %v", err)
 	}
@@ -304,6 +310,9 @@ func (s *SessionAuth) setDefaults() {
 
 // Validate checks settings that Provision cannot fix.
 func (s *SessionAuth) Validate() error {
+	if err := s.checkPaths(); err != nil {
+		return err
+	}
 	if s.SessionCookie == s.CSRFCookie {
 		return fmt.Errorf("session_cookie and csrf_cookie must differ")
 	}
