@@ -13,6 +13,7 @@ func (s *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	s.inflight.Add(1) // a reload's Cleanup waits for these (drain.go)
 	defer s.inflight.Add(-1)
 	s.strip.stripIdentity(r.Header)
+	s.strip.stripTrailers(r)
 	if isPreflight(r) {
 		s.answerPreflight(w, r)
 		return nil
