@@ -96,6 +96,7 @@ func (s *Store) listenOnce(ctx context.Context, up func()) error {
 	for {
 		wctx, cancel := context.WithDeadline(ctx, next)
 		err := conn.WaitForNotification(wctx)
+		heartbeat := wctx.Err() != nil // before cancel sets it
 		cancel()
 		if ctx.Err() != nil {
 			return nil
@@ -103,7 +104,7 @@ func (s *Store) listenOnce(ctx context.Context, up func()) error {
 		if err == nil {
 			continue // onNotification has invalidated
 		}
-		if wctx.Err() == nil {
+		if !heartbeat {
 			return fmt.Errorf("users: postgres: listener: %w", err)
 		}
 		// Heartbeat. Every NOTIFY committed before the check reached the

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -709,6 +710,9 @@ func testConcurrentReaders(t *testing.T, s users.Store) {
 					t.Errorf("ByID = %+v, %v", got, err)
 					return
 				}
+				// Cache hits never block: let the writer's network
+				// round trips get a CPU on a small machine.
+				runtime.Gosched()
 			}
 		}()
 	}
