@@ -81,7 +81,7 @@ func TestURLs(t *testing.T) {
 		}
 	}
 	for in, want := range map[string]string{
-		"postgres://alice:s3cret@h/db":             "postgres://alice:xxxxx@h/db",
+		"postgres://alice:s3cret@h/db":              "postgres://alice:xxxxx@h/db",
 		"postgres://h/db?password=s3cret&sslmode=x": "postgres://h/db?password=xxxxx&sslmode=x",
 	} {
 		if got := RedactURL(in); got != want {
@@ -218,7 +218,9 @@ func TestConcurrentCreatesAcrossInstances(t *testing.T) {
 	errs := make([]error, n)
 	for i := range n {
 		s := []*Store{a, b}[i%2]
-		wg.Go(func() { errs[i] = s.Create(bg, &users.User{Username: []string{"carol", "CAROL", "Carol", "ｃａｒｏｌ"}[i%4]}) })
+		wg.Go(func() {
+			errs[i] = s.Create(bg, &users.User{Username: []string{"carol", "CAROL", "Carol", "ｃａｒｏｌ"}[i%4]})
+		})
 	}
 	wg.Wait()
 	ok := 0
