@@ -97,8 +97,8 @@ type Store struct {
 	cache *usercache.Cache
 	url   string // redacted, for messages
 
-	migrated  atomic.Bool
-	migrateMu sync.Mutex
+	migrated   atomic.Bool
+	migrateSem chan struct{}
 
 	// The cache may be used while now() < leaseUntil: the listener sets it
 	// to (start of the last successful check) + 3 heartbeats, and to 0
@@ -177,15 +177,16 @@ func New(rawURL string, opts Options) (*Store, error) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	s := &Store{
-		pool:      pool,
-		opts:      opts,
-		cache:     usercache.New(opts.CacheSize),
-		url:       RedactURL(rawURL),
-		base:      time.Now(),
-		lease:     3 * opts.Heartbeat,
-		listenCfg: listenCfg,
-		stop:      stop,
-		done:      make(chan struct{}),
+		pool:       pool,
+		opts:       opts,
+		cache:      usercache.New(opts.CacheSize),
+		url:        RedactURL(rawURL),
+		base:       time.Now(),
+		lease:      3 * opts.Heartbeat,
+		listenCfg:  listenCfg,
+		migrateSem: make(chan struct{}, 1),
+		stop:       stop,
+		done:       make(chan struct{}),
 	}
 	listenCfg.OnNotification = s.onNotification
 	go s.listen(ctx)
@@ -223,8 +224,14 @@ func (s *Store) ready(ctx context.Context) error {
 	if s.migrated.Load() {
 		return nil
 	}
-	s.migrateMu.Lock()
-	defer s.migrateMu.Unlock()
+	// One migration at a time per Store; waiting for it honours ctx (a
+	// hung server must not queue callers behind one another's timeouts).
+	select {
+	case s.migrateSem <- struct{}{}:
+	case <-ctx.Done():
+		return s.dbErr(ctx, "migrating the schema", ctx.Err())
+	}
+	defer func() { <-s.migrateSem }()
 	if s.migrated.Load() {
 		return nil
 	}
@@ -441,10 +448,11 @@ const (
 		is_active, is_superuser, is_staff, date_joined, last_login, session_epoch)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`
 
-	// lockForIDs keeps other inserts (and so nextval) out while the
-	// sequence is moved past explicit ids; reads and other writers'
-	// SELECTs go on. Sequences are not transactional: a move is kept even
-	// if the transaction rolls back, which only leaves a gap.
+	// lockForIDs keeps other writers (and so nextval in their inserts)
+	// out until the transaction ends, so that moving the sequence past
+	// explicit ids cannot race with ids being handed out; reads go on.
+	// Sequences are not transactional: a move is kept even if the
+	// transaction rolls back, which only leaves a gap.
 	lockForIDs = `LOCK TABLE session_auth_users IN SHARE ROW EXCLUSIVE MODE`
 	bumpSeq    = `SELECT setval('session_auth_users_id_seq', $1) FROM session_auth_users_id_seq
 		WHERE (CASE WHEN is_called THEN last_value ELSE last_value - 1 END) < $1`
