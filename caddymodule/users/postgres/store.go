@@ -152,7 +152,10 @@ func New(rawURL string, opts Options) (*Store, error) {
 	if !IsURL(rawURL) {
 		return nil, fmt.Errorf("users: postgres: %s is not a postgres:// or postgresql:// URL", RedactURL(rawURL))
 	}
-	cfg, err := pgxpool.ParseConfig(rawURL)
+	// pgx knows the schemes in lower case only; URL schemes are not case
+	// sensitive.
+	i := strings.Index(rawURL, "://")
+	cfg, err := pgxpool.ParseConfig(strings.ToLower(rawURL[:i]) + rawURL[i:])
 	if err != nil {
 		// pgx's message redacts the password.
 		return nil, fmt.Errorf("users: postgres: %w", err)
@@ -295,6 +298,8 @@ func (s *Store) dbErr(ctx context.Context, op string, err error) error {
 		case pe.Code == "23505" && pe.ConstraintName == usernameConstraint:
 			return users.ErrUsernameTaken
 		case pe.Code == "22021" || pe.Code == "22P05": // e.g. a NUL byte
+			return fmt.Errorf("%w: %s", users.ErrInvalidUser, pe.Message)
+		case pe.Code == "54000": // e.g. a name too long for the unique index
 			return fmt.Errorf("%w: %s", users.ErrInvalidUser, pe.Message)
 		case pe.Code == "57014": // statement_timeout
 			return fmt.Errorf("users: postgres: %s: timed out after %s (statement_timeout): %w", op, s.opts.QueryTimeout, err)

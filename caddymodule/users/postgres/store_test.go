@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -206,6 +208,26 @@ func TestUnstorableText(t *testing.T) {
 	if err := s.Create(bg, &users.User{Username: "nul", Email: "a\x00b"}); !errors.Is(err, users.ErrInvalidUser) {
 		t.Errorf("Create with a NUL byte: %v, want ErrInvalidUser", err)
 	}
+	// Past the btree's limit (about 2.7 kB a key; random, so that
+	// compression cannot shrink it).
+	long := make([]byte, 8000)
+	for i := range long {
+		long[i] = 'a' + byte(rand.IntN(26))
+	}
+	if err := s.Create(bg, &users.User{Username: string(long)}); !errors.Is(err, users.ErrInvalidUser) {
+		t.Errorf("Create with an 8000-byte name: %v, want ErrInvalidUser", err)
+	}
+	if n, _ := s.List(bg); len(n) != 0 {
+		t.Errorf("%d users stored", len(n))
+	}
+	// Upper-case schemes work like lower-case ones.
+	u, _ := url.Parse(testpg.New(t).URL)
+	u.Scheme = "PostgreSQL"
+	up, err := Open(bg, u.String(), Options{})
+	if err != nil {
+		t.Fatalf("Open(%s): %v", u.Scheme, err)
+	}
+	up.Close()
 }
 
 // Two instances registering case variants of one name at the same moment:
