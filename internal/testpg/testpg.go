@@ -8,7 +8,7 @@
 // SESSION_AUTH_TEST_POSTGRES (a postgres:// URL); else the test is skipped,
 // loudly, or fails if SESSION_AUTH_REQUIRE_POSTGRES=1.
 //
-// Each test binary gets a fresh database, session_auth_test_<random>,
+// Each test binary gets a fresh database, session_auth_test_<time>_<random>,
 // dropped when the tests end (testpg.Main or testpg.Run in TestMain), and
 // each test a fresh schema in it (New), dropped at its cleanup: the URL New
 // returns sets search_path to that schema, so the code under test sees an
@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -199,9 +200,12 @@ func findServer() error {
 	return fmt.Errorf("%s", strings.Join(tried, "; "))
 }
 
-// createRunDB creates session_auth_test_<random> on the server at admin.
+// createRunDB creates session_auth_test_<unix time>_<random> on the server
+// at admin, after dropping those that runs killed before their cleanup left
+// behind (a day old, no longer in use).
 func createRunDB(ctx context.Context, admin string) error {
-	name := "session_auth_test_" + randomHex(6)
+	dropStale(ctx, admin)
+	name := fmt.Sprintf("session_auth_test_%d_%s", time.Now().Unix(), randomHex(4))
 	if err := execOn(ctx, admin, "CREATE DATABASE "+name); err != nil {
 		return err
 	}
@@ -213,6 +217,30 @@ func createRunDB(ctx context.Context, admin string) error {
 	u.Path = "/" + name
 	run.base = u.String()
 	return nil
+}
+
+var runDBName = regexp.MustCompile(`^session_auth_test_([0-9]+)_[0-9a-f]+$`)
+
+func dropStale(ctx context.Context, admin string) {
+	c, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return
+	}
+	defer c.Close(context.Background())
+	rows, err := c.Query(ctx, "SELECT datname FROM pg_database WHERE datname LIKE 'session_auth_test_%'")
+	if err != nil {
+		return
+	}
+	names, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+	for _, n := range names {
+		m := runDBName.FindStringSubmatch(n)
+		if m == nil {
+			continue
+		}
+		if created, _ := strconv.ParseInt(m[1], 10, 64); time.Since(time.Unix(created, 0)) > 24*time.Hour {
+			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+n) // fails if in use: fine
+		}
+	}
 }
 
 // teardown drops the run's database and stops a private cluster.
