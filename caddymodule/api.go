@@ -138,7 +138,7 @@ func (s *SessionAuth) register(w http.ResponseWriter, r *http.Request, _ authRes
 		}
 	}
 	if okName {
-		_, err := s.users.ByUsername(username)
+		_, err := s.users.ByUsername(r.Context(), username)
 		switch {
 		case err == nil:
 			errs.add("username", msgUsernameTaken)
@@ -177,7 +177,7 @@ func (s *SessionAuth) register(w http.ResponseWriter, r *http.Request, _ authRes
 		return
 	}
 	u := &users.User{Username: username, Email: normalizeEmail(email), PasswordHash: hash, IsActive: true}
-	if err := s.users.Create(u); err != nil {
+	if err := s.users.Create(r.Context(), u); err != nil {
 		if errors.Is(err, users.ErrUsernameTaken) { // lost a race with another registration
 			errs.add("username", msgUsernameTaken)
 			writeValue(w, http.StatusBadRequest, &errs)
@@ -260,7 +260,7 @@ type loginResponse struct {
 func (s *SessionAuth) checkCredentials(r *http.Request, username, password string) (*users.User, bool, error) {
 	ctx, cancel := hashContext(r.Context())
 	defer cancel()
-	u, err := s.users.ByUsername(username)
+	u, err := s.users.ByUsername(r.Context(), username)
 	if errors.Is(err, users.ErrNotFound) {
 		s.hasher.VerifyDummy(ctx, password)
 		return nil, false, ctx.Err()
@@ -285,7 +285,7 @@ func (s *SessionAuth) checkCredentials(r *http.Request, username, password strin
 		}
 	}
 	now := time.Now().UTC()
-	updated, err := s.users.Update(u.ID, func(cur *users.User) error {
+	updated, err := s.users.Update(r.Context(), u.ID, func(cur *users.User) error {
 		// The password was checked against the record read above; if an
 		// operator changed the password, epoch or state meanwhile, that
 		// check no longer stands (and a rehash must not undo a reset).

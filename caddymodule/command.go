@@ -25,7 +25,7 @@ import (
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/djangoimport"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/passwords"
-	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
+	userbolt "github.com/caddy-session-auth/caddy-session-auth/caddymodule/users/bolt"
 )
 
 func init() {
@@ -502,7 +502,7 @@ func openLocalAdmin(path string, mayCreate bool) (userAdmin, func() error, error
 			return nil, nil, fmt.Errorf("users db %s does not exist", path)
 		}
 	}
-	db, err := users.OpenDB(path, dbOpenTimeout)
+	db, err := userbolt.OpenDB(path, dbOpenTimeout)
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, nil, fmt.Errorf("%w\nIf Caddy is running with this users_db, manage users through it instead: "+
 			"replace --db with --config <its Caddyfile or JSON config>", err)
@@ -510,7 +510,7 @@ func openLocalAdmin(path string, mayCreate bool) (userAdmin, func() error, error
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := users.NewBoltStore(db)
+	store, err := userbolt.NewStore(db)
 	if err != nil {
 		db.Close()
 		return nil, nil, fmt.Errorf("users db %s: %v", path, err)

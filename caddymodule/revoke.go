@@ -96,7 +96,7 @@ func (s *SessionAuth) changePassword(w http.ResponseWriter, r *http.Request, aut
 		s.storeFailure(w, "starting session", err)
 		return
 	}
-	_, err = s.users.Update(u.ID, func(cur *users.User) error {
+	_, err = s.users.Update(r.Context(), u.ID, func(cur *users.User) error {
 		if cur.SessionEpoch != u.SessionEpoch {
 			return errEpochMoved
 		}
@@ -131,7 +131,7 @@ func (s *SessionAuth) changePassword(w http.ResponseWriter, r *http.Request, aut
 // ends, this one included.
 func (s *SessionAuth) logoutAll(w http.ResponseWriter, r *http.Request, auth authResult) {
 	u := auth.who.user
-	if _, err := s.users.Update(u.ID, func(cur *users.User) error {
+	if _, err := s.users.Update(r.Context(), u.ID, func(cur *users.User) error {
 		cur.SessionEpoch++
 		return nil
 	}); err != nil && !errors.Is(err, users.ErrNotFound) {

@@ -55,7 +55,7 @@ func (s *SessionAuth) authenticate(r *http.Request) (authResult, error) {
 	if uid == 0 {
 		return authResult{stale: true}, nil
 	}
-	u, err := s.users.ByID(uid)
+	u, err := s.users.ByID(r.Context(), uid)
 	if errors.Is(err, users.ErrNotFound) {
 		return authResult{stale: true}, nil
 	}

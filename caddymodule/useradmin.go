@@ -191,12 +191,12 @@ func checkPassword(password, username, email string, force bool) (warnings []str
 	return problems, nil
 }
 
-func (a storeAdmin) lookup(raw string) (*users.User, error) {
+func (a storeAdmin) lookup(ctx context.Context, raw string) (*users.User, error) {
 	name := normalizeUsername(strings.TrimSpace(raw))
 	if name == "" {
 		return nil, badRequest("username: %s", msgBlank)
 	}
-	u, err := a.store.ByUsername(name)
+	u, err := a.store.ByUsername(ctx, name)
 	if errors.Is(err, users.ErrNotFound) {
 		return nil, notFound(name)
 	}
@@ -216,7 +216,7 @@ func (a storeAdmin) createUser(ctx context.Context, r createUserRequest) (*userR
 	if err != nil {
 		return nil, err
 	}
-	if _, err := a.store.ByUsername(username); err == nil {
+	if _, err := a.store.ByUsername(ctx, username); err == nil {
 		return nil, conflict("username %q: %s", username, msgUsernameTaken)
 	} else if !errors.Is(err, users.ErrNotFound) {
 		return nil, err
@@ -233,7 +233,7 @@ func (a storeAdmin) createUser(ctx context.Context, r createUserRequest) (*userR
 		IsSuperuser:  r.Superuser,
 		IsStaff:      r.Staff || r.Superuser,
 	}
-	if err := a.store.Create(u); err != nil {
+	if err := a.store.Create(ctx, u); err != nil {
 		if errors.Is(err, users.ErrUsernameTaken) {
 			return nil, conflict("username %q: %s", username, msgUsernameTaken)
 		}
@@ -245,7 +245,7 @@ func (a storeAdmin) createUser(ctx context.Context, r createUserRequest) (*userR
 // setPassword replaces the hash and ends every session of the user, in one
 // transaction.
 func (a storeAdmin) setPassword(ctx context.Context, r setPasswordRequest) (*userResult, error) {
-	u, err := a.lookup(r.Username)
+	u, err := a.lookup(ctx, r.Username)
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +257,7 @@ func (a storeAdmin) setPassword(ctx context.Context, r setPasswordRequest) (*use
 	if err != nil {
 		return nil, err
 	}
-	u, err = a.store.Update(u.ID, func(u *users.User) error {
+	u, err = a.store.Update(ctx, u.ID, func(u *users.User) error {
 		u.PasswordHash = hash
 		u.SessionEpoch++
 		return nil
@@ -274,13 +274,13 @@ func (a storeAdmin) setPassword(ctx context.Context, r setPasswordRequest) (*use
 // setActive activates or deactivates; deactivating also ends every session
 // of the user (the gate refuses inactive users anyway, this makes sure a
 // later activation does not bring the old sessions back).
-func (a storeAdmin) setActive(_ context.Context, r userRequest, active bool) (*userResult, error) {
-	u, err := a.lookup(r.Username)
+func (a storeAdmin) setActive(ctx context.Context, r userRequest, active bool) (*userResult, error) {
+	u, err := a.lookup(ctx, r.Username)
 	if err != nil {
 		return nil, err
 	}
 	changed := false
-	u, err = a.store.Update(u.ID, func(u *users.User) error {
+	u, err = a.store.Update(ctx, u.ID, func(u *users.User) error {
 		changed = u.IsActive != active
 		u.IsActive = active
 		if !active {
@@ -299,12 +299,12 @@ func (a storeAdmin) setActive(_ context.Context, r userRequest, active bool) (*u
 
 // deleteUser removes the user; their sessions die with the record (the gate
 // finds no user for them), and ids are never handed out again by Create.
-func (a storeAdmin) deleteUser(_ context.Context, r userRequest) (*userResult, error) {
-	u, err := a.lookup(r.Username)
+func (a storeAdmin) deleteUser(ctx context.Context, r userRequest) (*userResult, error) {
+	u, err := a.lookup(ctx, r.Username)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.store.Delete(u.ID); err != nil {
+	if err := a.store.Delete(ctx, u.ID); err != nil {
 		if errors.Is(err, users.ErrNotFound) {
 			return nil, notFound(r.Username)
 		}
@@ -313,8 +313,8 @@ func (a storeAdmin) deleteUser(_ context.Context, r userRequest) (*userResult, e
 	return &userResult{User: infoOf(u), Changed: true}, nil
 }
 
-func (a storeAdmin) listUsers(context.Context) ([]userInfo, error) {
-	all, err := a.store.List()
+func (a storeAdmin) listUsers(ctx context.Context) ([]userInfo, error) {
+	all, err := a.store.List(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -330,7 +330,7 @@ func (a storeAdmin) listUsers(context.Context) ([]userInfo, error) {
 // import; with SkipExisting, a user already present with the same id and
 // username is skipped instead (so re-running an import is a no-op), but any
 // other clash still aborts: it would be a different account.
-func (a storeAdmin) importUsers(_ context.Context, r importRequest) (*importResult, error) {
+func (a storeAdmin) importUsers(ctx context.Context, r importRequest) (*importResult, error) {
 	var problems []string
 	us := make([]*users.User, 0, len(r.Users))
 	for _, in := range r.Users {
@@ -354,7 +354,7 @@ func (a storeAdmin) importUsers(_ context.Context, r importRequest) (*importResu
 		return nil, badRequest("import refused, nothing written:%s", djangoimport.Indented(problems))
 	}
 
-	existing, err := a.store.List()
+	existing, err := a.store.List(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -401,7 +401,7 @@ func (a storeAdmin) importUsers(_ context.Context, r importRequest) (*importResu
 		// expire: a fresh epoch makes sure they never match.
 		u.SessionEpoch = rand.Int64N(1<<53) + 1
 	}
-	n, err := a.store.CreateMany(create, false)
+	n, err := a.store.CreateMany(ctx, create, false)
 	if err != nil {
 		if errors.Is(err, users.ErrIDTaken) || errors.Is(err, users.ErrUsernameTaken) {
 			// Lost a race with a registration; the transaction wrote nothing.
