@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // appCookies are the Set-Cookie lines the cookie-setting upstream sends on
@@ -267,5 +269,37 @@ func TestUpstreamCannotSetSidecarCookiesDomain(t *testing.T) {
 	want := without("other-domain", "dotted-domain")
 	if got := cookieValues(r.Header["Set-Cookie"]); !slices.Equal(got, want) {
 		t.Errorf("Set-Cookie values\n got %q\nwant %q", got, want)
+	}
+}
+
+// BenchmarkGateUpstreamCookies is BenchmarkGate with a next handler that
+// answers with Set-Cookie lines, as an app does: the guard's cost is the
+// scan of those lines (and a new slice when one is dropped).
+func BenchmarkGateUpstreamCookies(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		lines []string
+	}{
+		{"app-cookies", []string{"theme=dark; Path=/", "app_sessionid=abc; Path=/; HttpOnly", "csrftoken=x; Path=/app"}},
+		{"drops-sessionid", []string{"theme=dark; Path=/", "sessionid=abc; Path=/; HttpOnly", "csrftoken=x; Path=/app"}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			s := newBenchSite(b, "")
+			next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+				w.Header()["Set-Cookie"] = c.lines
+				w.WriteHeader(http.StatusOK)
+				return nil
+			})
+			r, w := caddyRequest("GET", "/app/page?q=1")
+			cookie := []string{"sessionid=" + s.sessionID + "; csrftoken=" + s.csrfCookie}
+			b.ReportAllocs()
+			for b.Loop() {
+				r.Header["Cookie"] = cookie
+				w.reset()
+				if err := s.h.ServeHTTP(w, r, next); err != nil || w.status != http.StatusOK {
+					b.Fatal(w.status, err)
+				}
+			}
+		})
 	}
 }

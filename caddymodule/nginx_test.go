@@ -42,8 +42,9 @@ func nginxPath(t *testing.T) string {
 
 // startNginx runs examples/forward-auth/nginx.conf (its server on a free
 // port, without TLS) with the sidecar at sidecar and the app at app, both
-// host:port. It returns nginx's base URL.
-func startNginx(t *testing.T, nginx, sidecar, app string) string {
+// host:port, and the further replacements given. It returns nginx's base
+// URL.
+func startNginx(t *testing.T, nginx, sidecar, app string, more ...[2]string) string {
 	t.Helper()
 	b, err := os.ReadFile("../examples/forward-auth/nginx.conf")
 	if err != nil {
@@ -51,11 +52,11 @@ func startNginx(t *testing.T, nginx, sidecar, app string) string {
 	}
 	port := freePort(t)
 	conf := string(b)
-	for _, r := range [][2]string{
+	for _, r := range append([][2]string{
 		{"listen 443 ssl;", fmt.Sprintf("listen 127.0.0.1:%d;", port)},
 		{"127.0.0.1:8000", sidecar},
 		{"127.0.0.1:8001", app},
-	} {
+	}, more...) {
 		if !strings.Contains(conf, r[0]) {
 			t.Fatalf("examples/forward-auth/nginx.conf no longer has %q; update this test", r[0])
 		}
@@ -171,24 +172,18 @@ func TestNginxRecipe(t *testing.T) {
 		}
 	})
 
-	// The Django recipe behind nginx: its settings and middleware keep the
-	// sidecar's cookies intact although nginx passes Django's Set-Cookie.
-	// The nginx config sends X-Auth-Username; the middleware reads it.
+	// The Django recipe behind nginx, as examples/django-app/README.md
+	// says: the project as it is, and nginx sending Remote-User. Its
+	// settings and middleware keep the sidecar's cookies intact although
+	// nginx passes Django's Set-Cookie.
 	t.Run("django", func(t *testing.T) {
 		python := djangoPython(t)
-		dir := t.TempDir()
-		for name, src := range map[string]string{
-			"nginx_settings.py": "from mysite.settings import *  # noqa\n" +
-				"MIDDLEWARE = ['nginx_middleware.XAuthUser' if m == 'myapp.middleware.SidecarUserMiddleware' else m for m in MIDDLEWARE]\n",
-			"nginx_middleware.py": "from myapp.middleware import SidecarUserMiddleware\n\n\n" +
-				"class XAuthUser(SidecarUserMiddleware):\n    header = 'HTTP_X_AUTH_USERNAME'\n",
-		} {
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		django := startDjango(t, python, "PYTHONPATH="+dir, "DJANGO_SETTINGS_MODULE=nginx_settings")
+		django := startDjango(t, python)
 		sidecar := sidecarOnly(t, createAlice(t))
-		djangoFlow(t, newJarClient(t, startNginx(t, nginx, sidecar, django)), true, true)
+		remoteUser := [2]string{
+			"        proxy_set_header X-Auth-Email    $auth_email;\n",
+			"        proxy_set_header X-Auth-Email    $auth_email;\n        proxy_set_header Remote-User $auth_username;\n",
+		}
+		djangoFlow(t, newJarClient(t, startNginx(t, nginx, sidecar, django, remoteUser)), true, true)
 	})
 }
