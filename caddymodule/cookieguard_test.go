@@ -86,8 +86,8 @@ func cookieUpstream(t testing.TB) *httptest.Server {
 	return srv
 }
 
-// cookieNames are the names of the values of the Set-Cookie lines in h
-// (the part after "=", up to ";"), in order.
+// cookieValues are the values of the Set-Cookie lines (the part after the
+// first "=", up to ";"), in order: each names its line in appCookies.
 func cookieValues(lines []string) []string {
 	var out []string
 	for _, l := range lines {
@@ -112,7 +112,9 @@ func without(dropped ...string) []string {
 // cookieSite runs the sidecar in front of cookieUpstream with extra
 // session_auth lines and a JSON log file.
 func cookieSite(t *testing.T, extra string) (*site, string) {
-	s := startSite(t, "", "")
+	s := &site{t: t, port: freePort(t), dbPath: filepath.Join(t.TempDir(), "users.db"),
+		client: &http.Client{Timeout: 15 * time.Second}}
+	s.base = fmt.Sprintf("http://127.0.0.1:%d", s.port)
 	up := cookieUpstream(t)
 	logPath := filepath.Join(t.TempDir(), "caddy.log")
 	cfg := fmt.Sprintf(`{
@@ -138,7 +140,7 @@ http://127.0.0.1:%d {
 	}
 }
 `, filepath.Join(os.Getenv("XDG_DATA_HOME"), "caddy"), logPath, s.port, s.dbPath, extra, strings.TrimPrefix(up.URL, "http://"))
-	s.load(strings.ReplaceAll(cfg, "\t\t\n", ""))
+	loadCaddy(t, strings.ReplaceAll(cfg, "\t\t\n", ""))
 	return s, logPath
 }
 
