@@ -166,6 +166,10 @@ type SessionAuth struct {
 	page      signinPage
 	health    *healthCheck
 	strip     headerNames
+
+	// cookieWarned: an upstream's Set-Cookie for our cookies was logged
+	// (cookieguard.go).
+	cookieWarned *atomic.Bool
 }
 
 // IdentityHeaders names the headers set on requests to the upstream.
@@ -187,6 +191,7 @@ func (SessionAuth) CaddyModule() caddy.ModuleInfo {
 func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	s.logger = ctx.Logger()
 	s.inflight = new(atomic.Int64)
+	s.cookieWarned = new(atomic.Bool)
 	s.setDefaults()
 	var err error
 	if s.origins, err = parseOrigins(s.CORSOrigins); err != nil {

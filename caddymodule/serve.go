@@ -52,7 +52,7 @@ func (s *SessionAuth) gate(w http.ResponseWriter, r *http.Request, next caddyhtt
 	if s.isPublic(r) {
 		metrics.gatePublic.Inc()
 		dropCookie(r.Header, s.SessionCookie)
-		return next.ServeHTTP(w, r)
+		return next.ServeHTTP(s.guardCookies(w, r), r)
 	}
 	auth, err := s.authenticate(r)
 	if err != nil {
@@ -83,7 +83,7 @@ func (s *SessionAuth) gate(w http.ResponseWriter, r *http.Request, next caddyhtt
 	metrics.gateAllowed.Inc()
 	s.setIdentity(r, auth.who.user)
 	dropCookie(r.Header, s.SessionCookie)
-	return next.ServeHTTP(w, r)
+	return next.ServeHTTP(s.guardCookies(w, r), r)
 }
 
 // clientIP is the client address as Caddy determined it (honouring
