@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/net/websocket"
+
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule"
 )
 
 // The Origin rule's refusals (csrfcheck.go).
@@ -407,5 +409,76 @@ http://127.0.0.1:%d {
 	}
 	if r := app.do(t, req{method: "POST", path: "/page", session: sess, csrf: true, headers: map[string]string{"Origin": app.base}}); r.StatusCode != 200 {
 		t.Errorf("same-origin POST: %d %s", r.StatusCode, r.body)
+	}
+}
+
+// The rules for what the harness cannot send through Caddy: WebSocket
+// handshakes over HTTP/2 and HTTP/3 (extended CONNECT, which Caddy's
+// reverse_proxy turns into an upgrade), and the token rule's exceptions.
+func TestCrossSiteRules(t *testing.T) {
+	newReq := func(method, proto string, major int, headers map[string]string) *http.Request {
+		r := httptest.NewRequest(method, "http://app.example/socket", nil)
+		r.Proto, r.ProtoMajor, r.Host = proto, major, "app.example"
+		for k, v := range headers {
+			r.Header.Set(k, v)
+		}
+		return r
+	}
+	wsCases := []struct {
+		name string
+		r    *http.Request
+		want bool
+	}{
+		{"HTTP/1.1 upgrade", newReq("GET", "HTTP/1.1", 1, map[string]string{"Connection": "Upgrade", "Upgrade": "websocket"}), true},
+		{"upgrade, other case and list", newReq("GET", "HTTP/1.1", 1, map[string]string{"Connection": "keep-alive, Upgrade", "Upgrade": "WebSocket"}), true},
+		{"auth subrequest (Upgrade only)", newReq("GET", "HTTP/1.1", 1, map[string]string{"Upgrade": "websocket"}), true},
+		{"HTTP/2 extended CONNECT", newReq("CONNECT", "HTTP/2.0", 2, map[string]string{":protocol": "websocket"}), true},
+		{"HTTP/3 extended CONNECT", newReq("CONNECT", "websocket", 3, nil), true},
+		{"h2c upgrade", newReq("GET", "HTTP/1.1", 1, map[string]string{"Connection": "Upgrade", "Upgrade": "h2c"}), false},
+		{"plain CONNECT", newReq("CONNECT", "HTTP/1.1", 1, nil), false},
+		{"HTTP/2 CONNECT without :protocol", newReq("CONNECT", "HTTP/2.0", 2, nil), false},
+		{"GET", newReq("GET", "HTTP/1.1", 1, nil), false},
+	}
+	for _, c := range wsCases {
+		if got := caddymodule.IsWebSocket(c.r); got != c.want {
+			t.Errorf("%s: IsWebSocket = %v", c.name, got)
+		}
+	}
+
+	h2ws := func(headers map[string]string) *http.Request {
+		headers[":protocol"] = "websocket"
+		return newReq("CONNECT", "HTTP/2.0", 2, headers)
+	}
+	trusted := []string{"https://trusted.example"}
+	checks := []struct {
+		name    string
+		r       *http.Request
+		method  string
+		session bool
+		want    string
+	}{
+		{"h2 WebSocket, own origin, no token", h2ws(map[string]string{"Origin": "http://app.example"}), "CONNECT", true, ""},
+		{"h2 WebSocket, trusted origin", h2ws(map[string]string{"Origin": "https://trusted.example"}), "CONNECT", true, ""},
+		{"h2 WebSocket, evil origin", h2ws(map[string]string{"Origin": "https://evil.example"}), "CONNECT", true, originRefused("https://evil.example")},
+		{"h2 WebSocket, cross-site", h2ws(map[string]string{"Sec-Fetch-Site": "cross-site"}), "CONNECT", true, crossSiteRefused},
+		// A POST claiming to be an upgrade still needs its token.
+		{"POST with Upgrade", newReq("POST", "HTTP/1.1", 1, map[string]string{"Upgrade": "websocket", "Origin": "http://app.example"}), "POST", true, `{"detail":"CSRF Failed: CSRF cookie not set."}`},
+		{"plain CONNECT needs the token", newReq("CONNECT", "HTTP/1.1", 1, nil), "CONNECT", true, `{"detail":"CSRF Failed: CSRF cookie not set."}`},
+		{"POST, no session, own origin", newReq("POST", "HTTP/1.1", 1, map[string]string{"Origin": "http://APP.example"}), "POST", false, ""},
+		{"POST, no session, https origin for http", newReq("POST", "HTTP/1.1", 1, map[string]string{"Origin": "https://app.example"}), "POST", false, originRefused("https://app.example")},
+		{"POST, no session, origin with path", newReq("POST", "HTTP/1.1", 1, map[string]string{"Origin": "http://app.example/"}), "POST", false, originRefused("http://app.example/")},
+		{"GET cross-site link", newReq("GET", "HTTP/1.1", 1, map[string]string{"Sec-Fetch-Site": "cross-site"}), "GET", true, ""},
+		{"unknown method, own origin, no token", newReq("GET", "HTTP/1.1", 1, map[string]string{"Origin": "http://app.example"}), "", true, ""},
+		{"unknown method, evil", newReq("GET", "HTTP/1.1", 1, map[string]string{"Origin": "https://evil.example"}), "", true, originRefused("https://evil.example")},
+	}
+	for _, c := range checks {
+		if got := caddymodule.CrossSiteCheck(trusted, c.r, c.method, c.session); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+	// With the cookie and a good token, the token rule passes.
+	r := newReq("DELETE", "HTTP/1.1", 1, map[string]string{"Origin": "https://trusted.example", "X-CSRFToken": "valid", "Cookie": "csrftoken=x"})
+	if got := caddymodule.CrossSiteCheck(trusted, r, "DELETE", true); got != "" {
+		t.Errorf("trusted DELETE with token: %s", got)
 	}
 }
