@@ -54,13 +54,17 @@ func isUnsafe(method string) bool {
 
 // isWebSocket reports a WebSocket handshake: an HTTP/1.1 upgrade, or an
 // HTTP/2 or HTTP/3 extended CONNECT (RFC 8441, RFC 9220), which Caddy's
-// reverse_proxy turns into an upgrade. An auth subrequest carries the
-// original request's Upgrade header (Caddy's forward_auth keeps it; the
-// nginx recipe passes it), possibly without Connection, so any Upgrade
-// naming websocket counts.
+// reverse_proxy turns into an upgrade. Forward-auth proxies drop the
+// hop-by-hop Upgrade header from the auth request (Traefik, nginx) or keep
+// it without Connection (Caddy), so Upgrade alone counts, and so does
+// Sec-WebSocket-Version, which every client handshake carries (RFC 6455
+// and 8441), which proxies pass on, and which no page script can set.
 func isWebSocket(r *http.Request) bool {
-	if up, ok := r.Header["Upgrade"]; ok {
-		return httpguts.HeaderValuesContainsToken(up, "websocket")
+	if up, ok := r.Header["Upgrade"]; ok && httpguts.HeaderValuesContainsToken(up, "websocket") {
+		return true
+	}
+	if _, ok := r.Header["Sec-Websocket-Version"]; ok {
+		return true
 	}
 	if r.Method == http.MethodConnect && r.ProtoMajor >= 2 {
 		return strings.EqualFold(r.Header.Get(":protocol"), "websocket") || strings.EqualFold(r.Proto, "websocket")

@@ -223,11 +223,13 @@ func wsUpgrade(t *testing.T, base, path string, sess *session, headers map[strin
 
 // Cross-site WebSocket hijacking: an upgrade to a gated path (through
 // reverse_proxy, and through forward_auth) carries the session cookie
-// like any request, so it must pass the Origin rule.
+// like any request, so it must pass the Origin rule. The third front is a
+// forward-auth proxy that drops the hop-by-hop Upgrade and Connection from
+// the auth request, as Traefik's ForwardAuth and nginx's auth_request do.
 func TestWebSocketOrigin(t *testing.T) {
 	s := startSite(t, "", "")
 	ws, seen := wsUpstream(t)
-	appPort := freePort(t)
+	appPort, strippedPort := freePort(t), freePort(t)
 	s.load(fmt.Sprintf(`{
 	admin off
 	persist_config off
@@ -247,11 +249,22 @@ http://127.0.0.1:%d {
 	}
 	reverse_proxy %s
 }
-`, s.port, s.dbPath, strings.TrimPrefix(ws.URL, "http://"), appPort, s.port, strings.TrimPrefix(ws.URL, "http://")))
+http://127.0.0.1:%d {
+	forward_auth 127.0.0.1:%d {
+		uri /api/auth/
+		header_up -Upgrade
+		header_up -Connection
+		copy_headers X-Auth-User-Id X-Auth-Username X-Auth-Email
+	}
+	reverse_proxy %s
+}
+`, s.port, s.dbPath, strings.TrimPrefix(ws.URL, "http://"), appPort, s.port, strings.TrimPrefix(ws.URL, "http://"),
+		strippedPort, s.port, strings.TrimPrefix(ws.URL, "http://")))
 	sess := s.newUser(t, "wsuser")
 	app := fmt.Sprintf("http://127.0.0.1:%d", appPort)
+	stripped := fmt.Sprintf("http://127.0.0.1:%d", strippedPort)
 
-	for _, front := range []struct{ name, base string }{{"reverse_proxy", s.base}, {"forward_auth", app}} {
+	for _, front := range []struct{ name, base string }{{"reverse_proxy", s.base}, {"forward_auth", app}, {"forward_auth without Upgrade", stripped}} {
 		refused := []struct {
 			name    string
 			headers map[string]string
@@ -298,8 +311,8 @@ http://127.0.0.1:%d {
 			t.Errorf("upstream saw user %q", who)
 		}
 	}
-	if n != 8 {
-		t.Errorf("upstream accepted %d handshakes, want 8", n)
+	if n != 12 {
+		t.Errorf("upstream accepted %d handshakes, want 12", n)
 	}
 }
 
@@ -432,6 +445,7 @@ func TestCrossSiteRules(t *testing.T) {
 		{"HTTP/1.1 upgrade", newReq("GET", "HTTP/1.1", 1, map[string]string{"Connection": "Upgrade", "Upgrade": "websocket"}), true},
 		{"upgrade, other case and list", newReq("GET", "HTTP/1.1", 1, map[string]string{"Connection": "keep-alive, Upgrade", "Upgrade": "WebSocket"}), true},
 		{"auth subrequest (Upgrade only)", newReq("GET", "HTTP/1.1", 1, map[string]string{"Upgrade": "websocket"}), true},
+		{"auth subrequest (hop-by-hop headers dropped)", newReq("GET", "HTTP/1.1", 1, map[string]string{"Sec-WebSocket-Version": "13"}), true},
 		{"HTTP/2 extended CONNECT", newReq("CONNECT", "HTTP/2.0", 2, map[string]string{":protocol": "websocket"}), true},
 		{"HTTP/3 extended CONNECT", newReq("CONNECT", "websocket", 3, nil), true},
 		{"h2c upgrade", newReq("GET", "HTTP/1.1", 1, map[string]string{"Connection": "Upgrade", "Upgrade": "h2c"}), false},
