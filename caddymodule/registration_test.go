@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +90,15 @@ http://127.0.0.1:%d {
 	}
 	if st := s.loginStatus(t, "walkin", strongPassword); st != 400 {
 		t.Errorf("refused registration created the user: login %d", st)
+	}
+	// Counted as closed (Caddy's admin endpoint serves the metrics).
+	admin := &site{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", adminPort), client: s.client}
+	m := regexp.MustCompile(`(?m)^caddy_session_auth_registrations_total\{result="closed"\} ([0-9]+)$`).
+		FindStringSubmatch(string(admin.do(t, req{method: "GET", path: "/metrics"}).body))
+	if m == nil {
+		t.Error("no registrations_total{result=\"closed\"} metric")
+	} else if n, _ := strconv.Atoi(m[1]); n < 6 {
+		t.Errorf("registrations_total{result=\"closed\"} = %d, want at least 6", n)
 	}
 
 	// Operators: the user made with --db before the start logs in, and
