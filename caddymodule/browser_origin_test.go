@@ -118,6 +118,24 @@ http://127.0.0.1:%d {
 		return v
 	}
 	bodyText := `document.body ? document.body.innerText : ""`
+	// waitFor evaluates expr until it gives a non-empty string: the page
+	// may navigate meanwhile (a form submission), which makes a single
+	// in-page poll fail with a lost execution context.
+	waitFor := func(step, expr string) string {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+			if err == nil && v != "" {
+				return v
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: gave up waiting for %s: %q %v", step, expr, v, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	titleOutcome := `document.title === "waiting" ? "" : document.title`
 	id := func(s string) chromedp.ID { return chromedp.ID(s) }
 
 	// Registration closed: the page's script runs (the form shows) and
@@ -140,18 +158,15 @@ http://127.0.0.1:%d {
 	}
 
 	// The app's own page opens its WebSocket with the session.
-	do("own WebSocket", chromedp.Navigate(s.base+"/wspage"), chromedp.Poll[chromedp.Void](`document.title !== "waiting"`))
-	if got := eval(`document.title`); got != "got:hello victim" {
+	do("own WebSocket", chromedp.Navigate(s.base+"/wspage"))
+	if got := waitFor("own WebSocket", titleOutcome); got != "got:hello victim" {
 		t.Errorf("same-origin WebSocket: %q", got)
 	}
 
 	// Login CSRF: the cross-site form lands on the refusal, and the victim
 	// is still the victim.
-	do("login CSRF",
-		chromedp.Navigate(crossSite+"/login-csrf"),
-		chromedp.Poll[chromedp.Void](`location.host === `+fmt.Sprintf("%q", victimHost)+` && (`+bodyText+`).length > 0`),
-	)
-	if got := eval(bodyText); got != `{"detail":"CSRF Failed: Origin checking failed - `+crossSite+` does not match any trusted origins."}` {
+	do("login CSRF", chromedp.Navigate(crossSite+"/login-csrf"))
+	if got := waitFor("login CSRF", `location.host === `+fmt.Sprintf("%q", victimHost)+` ? `+bodyText+` : ""`); got != `{"detail":"CSRF Failed: Origin checking failed - `+crossSite+` does not match any trusted origins."}` {
 		t.Errorf("cross-site login form answered: %s", got)
 	}
 	do("who am I", chromedp.Navigate(s.base+"/api/user/"))
@@ -162,8 +177,8 @@ http://127.0.0.1:%d {
 	// Cross-site WebSocket hijacking from a same-site page: the browser
 	// sends the session cookie (SameSite=Lax allows it), the sidecar
 	// refuses the handshake.
-	do("hijack", chromedp.Navigate(sameSite+"/ws"), chromedp.Poll[chromedp.Void](`document.title !== "waiting"`))
-	if got := eval(`document.title`); got != "closed" {
+	do("hijack", chromedp.Navigate(sameSite+"/ws"))
+	if got := waitFor("hijack", titleOutcome); got != "closed" {
 		t.Errorf("WebSocket from %s: %q", sameSite, got)
 	}
 }
