@@ -88,11 +88,12 @@ func (s *SessionAuth) serveAPI(w http.ResponseWriter, r *http.Request, ep endpoi
 	if auth.stale {
 		s.expireSessionCookie(w, r)
 	}
-	if auth.who != nil && isUnsafe(r.Method) {
-		if body := s.checkCSRF(r, auth.who); body != nil {
-			writeJSON(w, http.StatusForbidden, body)
-			return
-		}
+	// Unsafe requests pass the Origin rule with or without a session (no
+	// login or registration from a cross-site page); with one, the token
+	// rule too.
+	if body := s.crossSiteCheck(r, r.Method, auth.who); body != nil {
+		writeJSON(w, http.StatusForbidden, body)
+		return
 	}
 	if ep.needsSession && auth.who == nil {
 		writeJSON(w, http.StatusForbidden, bodyNotAuthenticated)
@@ -119,6 +120,12 @@ type metadata struct {
 func (s *SessionAuth) register(w http.ResponseWriter, r *http.Request, _ authResult) {
 	result := resultInvalid
 	defer func() { metrics.registrations.WithLabelValues(result).Inc() }()
+	if s.Registration == registrationClosed {
+		// Before the throttle: a closed door counts nobody's attempts.
+		result = resultClosed
+		writeJSON(w, http.StatusForbidden, bodyRegistrationClosed)
+		return
+	}
 	if result = s.registerThrottled(w, r); result != "" {
 		return
 	}

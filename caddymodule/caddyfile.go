@@ -45,6 +45,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    public               <path_pattern...>
 //	    login_redirect       [<url>]
 //	    login_page           <path>
+//	    registration         open | closed
 //	    health_path          <path>
 //	}
 //
@@ -146,6 +147,13 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "login_page":
 			if !d.AllArgs(&s.LoginPage) {
 				return d.ArgErr()
+			}
+		case "registration":
+			if !d.AllArgs(&s.Registration) {
+				return d.ArgErr()
+			}
+			if err := checkRegistration(s.Registration); err != nil {
+				return d.Err(err.Error())
 			}
 		case "login_throttle":
 			lt, err := parseLoginThrottle(d)

@@ -43,7 +43,7 @@ func initMetrics(registry *prometheus.Registry) error {
 		}, []string{"result"})
 		metrics.registrations = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "registrations_total",
-			Help: "Registrations by result: created, invalid, throttled, error.",
+			Help: "Registrations by result: created, invalid, throttled, closed (registration closed), error.",
 		}, []string{"result"})
 		metrics.gate = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "gate_decisions_total",

@@ -148,6 +148,12 @@ type SessionAuth struct {
 	// APIPrefix. Default: "signin/".
 	LoginPage string `json:"login_page,omitempty"`
 
+	// Registration is "open" (anyone may POST <api_prefix>/register/) or
+	// "closed" (the endpoint answers 403 and the sign-in page offers no
+	// form; operators create users with the CLI or the admin API).
+	// Default: "open".
+	Registration string `json:"registration,omitempty"`
+
 	logger    *zap.Logger
 	db        *sharedDB
 	dbKey     string
@@ -208,7 +214,7 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	if err := s.public.Provision(ctx); err != nil {
 		return fmt.Errorf("public: %v", err)
 	}
-	if s.page, err = newSigninPage(s.APIPrefix, s.CSRFCookie); err != nil {
+	if s.page, err = newSigninPage(s.APIPrefix, s.CSRFCookie, s.Registration == registrationOpen); err != nil {
 		return err
 	}
 	if s.routes, err = s.buildRoutes(); err != nil {
@@ -293,6 +299,9 @@ func (s *SessionAuth) setDefaults() {
 	if s.LoginPage == "" {
 		s.LoginPage = "signin/"
 	}
+	if s.Registration == "" {
+		s.Registration = registrationOpen
+	}
 	s.LoginPage = strings.Trim(s.LoginPage, "/") + "/"
 	s.loginURL = s.LoginRedirect
 	if s.loginURL == "builtin" {
@@ -333,6 +342,9 @@ func (s *SessionAuth) Validate() error {
 		if err != nil || (u.Scheme != "" && u.Scheme != "http" && u.Scheme != "https") || (u.Scheme == "" && !relative) {
 			return fmt.Errorf("login_redirect: want an absolute path or an http(s) URL, got %q", s.LoginRedirect)
 		}
+	}
+	if err := checkRegistration(s.Registration); err != nil {
+		return err
 	}
 	if s.Redis != "" {
 		if _, err := url.Parse(s.Redis); err != nil {

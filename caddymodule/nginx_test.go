@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -186,4 +187,53 @@ func TestNginxRecipe(t *testing.T) {
 		}
 		djangoFlow(t, newJarClient(t, startNginx(t, nginx, sidecar, django, remoteUser)), true, true)
 	})
+}
+
+// The nginx auth_request recipe, run by a real nginx: nginx drops the
+// hop-by-hop Upgrade from the auth request, yet a cross-site WebSocket
+// handshake is refused (Sec-WebSocket-Version gives it away); unsafe
+// requests are held to the Origin rule with the original origin from
+// X-Forwarded-Host (host:port) and -Proto.
+func TestNginxForwardAuthOrigin(t *testing.T) {
+	s := startSite(t, "", "")
+	// The app: a WebSocket at /socket, and the identity it got elsewhere.
+	ws, _ := wsUpstream(t)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/socket" {
+			ws.Config.Handler.ServeHTTP(w, r)
+			return
+		}
+		fmt.Fprintf(w, "app: %s %s", r.Method, r.Header.Get("X-Auth-Username"))
+	}))
+	t.Cleanup(app.Close)
+	base := startNginx(t, nginxPath(t), strings.TrimPrefix(s.base, "http://"), strings.TrimPrefix(app.URL, "http://"))
+	sess := s.newUser(t, "nginxuser")
+
+	evil := map[string]string{"Origin": "https://evil.example"}
+	if r := wsUpgrade(t, base, "/socket", sess, map[string]string{"Origin": base}); r.status != 101 || r.message != "hello nginxuser" {
+		t.Errorf("same-origin WebSocket through nginx: %d %q %q", r.status, r.body, r.message)
+	}
+	if r := wsUpgrade(t, base, "/socket", sess, evil); r.status != 403 {
+		t.Errorf("cross-site WebSocket through nginx: %d %q %q", r.status, r.body, r.message)
+	}
+	if r := wsUpgrade(t, base, "/socket", sess, map[string]string{"Sec-Fetch-Site": "cross-site"}); r.status != 403 {
+		t.Errorf("cross-site WebSocket without Origin through nginx: %d %q", r.status, r.body)
+	}
+
+	ng := &site{t: t, base: base, client: s.client}
+	if r := ng.do(t, req{method: "POST", path: "/form", session: sess, csrf: true, headers: map[string]string{"Origin": base}}); string(r.body) != "app: POST nginxuser" {
+		t.Errorf("same-origin POST through nginx: %d %s", r.StatusCode, r.body)
+	}
+	if r := ng.do(t, req{method: "POST", path: "/form", session: sess, csrf: true, headers: evil}); r.StatusCode != 403 {
+		t.Errorf("cross-site POST through nginx: %d %s", r.StatusCode, r.body)
+	}
+	if r := ng.do(t, req{method: "POST", path: "/form", session: sess, headers: map[string]string{"Origin": base}}); r.StatusCode != 403 {
+		t.Errorf("POST without token through nginx: %d %s", r.StatusCode, r.body)
+	}
+	if r := ng.do(t, req{method: "GET", path: "/page", session: sess, headers: map[string]string{"Sec-Fetch-Site": "cross-site"}}); string(r.body) != "app: GET nginxuser" {
+		t.Errorf("cross-site link through nginx: %d %s", r.StatusCode, r.body)
+	}
+	if r := ng.do(t, req{method: "GET", path: "/page"}); r.StatusCode != 403 {
+		t.Errorf("anonymous through nginx: %d %s", r.StatusCode, r.body)
+	}
 }

@@ -73,12 +73,12 @@ func (s *SessionAuth) gate(w http.ResponseWriter, r *http.Request, next caddyhtt
 		writeJSON(w, http.StatusForbidden, bodyNotAuthenticated)
 		return nil
 	}
-	if isUnsafe(r.Method) {
-		if body := s.checkCSRF(r, auth.who); body != nil {
-			metrics.gateCSRF.Inc()
-			writeJSON(w, http.StatusForbidden, body)
-			return nil
-		}
+	// Unsafe methods and WebSocket handshakes: the Origin rule; unsafe
+	// methods: the CSRF token too (csrfcheck.go).
+	if body := s.crossSiteCheck(r, r.Method, auth.who); body != nil {
+		metrics.gateCSRF.Inc()
+		writeJSON(w, http.StatusForbidden, body)
+		return nil
 	}
 	metrics.gateAllowed.Inc()
 	s.setIdentity(r, auth.who.user)
