@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/passwords"
@@ -31,10 +32,15 @@ func sharedHasher(concurrency int) *passwords.Hasher {
 	return h
 }
 
-// hashWait bounds how long a request waits for a hashing slot: under a
-// flood, requests are answered 503 instead of piling up.
-const hashWait = 10 * time.Second
+// defaultHashWait bounds how long a request waits for a hashing slot:
+// under a flood, requests are answered 503 instead of piling up. hashWait
+// holds it (tests shorten it).
+const defaultHashWait = 10 * time.Second
+
+var hashWait atomic.Int64
+
+func init() { hashWait.Store(int64(defaultHashWait)) }
 
 func hashContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, hashWait)
+	return context.WithTimeout(ctx, time.Duration(hashWait.Load()))
 }

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,4 +86,12 @@ func initMetrics(registry *prometheus.Registry) error {
 	return nil
 }
 
-func observeHash(d time.Duration) { metrics.hashSeconds.Observe(d.Seconds()) }
+// hashTap, when set (by tests), is told of every hash too.
+var hashTap atomic.Pointer[func(time.Duration)]
+
+func observeHash(d time.Duration) {
+	metrics.hashSeconds.Observe(d.Seconds())
+	if tap := hashTap.Load(); tap != nil {
+		(*tap)(d)
+	}
+}
