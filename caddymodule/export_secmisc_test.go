@@ -2,9 +2,15 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
+
+	"go.etcd.io/bbolt"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/passwords"
 )
@@ -112,4 +118,30 @@ func WaitIdle(timeout time.Duration) bool {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// CorruptSession overwrites the stored record of session token in the
+// bbolt file at path with bytes no session could have (a value shorter
+// than its expiry prefix), as a torn or foreign write would leave it.
+func CorruptSession(path, token string) error {
+	abs, _ := filepath.Abs(path)
+	var sdb *sharedDB
+	dbPool.Range(func(key, value any) bool {
+		if key == filepath.Clean(abs) {
+			sdb = value.(*sharedDB)
+			return false
+		}
+		return true
+	})
+	if sdb == nil {
+		return fmt.Errorf("%s is not open", path)
+	}
+	sum := sha256.Sum256([]byte(token)) // scs's HashTokenInStore
+	key := base64.RawURLEncoding.EncodeToString(sum[:])
+	if err := sdb.sessions.Delete(key); err != nil { // also drops it from the read cache
+		return err
+	}
+	return sdb.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte("sessions")).Put([]byte(key), []byte{0, 1, 2})
+	})
 }
