@@ -127,10 +127,11 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	}
 	defer release()
 
-	// Hashing waits for a slot; don't let a client that went away hold one.
+	// Hashing waits for a slot (the handlers', one bound for the process);
+	// don't let a client that went away hold one.
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 	defer cancel()
-	result, err := op.run(ctx, storeAdmin{store: sdb.users, hasher: sharedHasher(maxDefaultHashConcurrency)}, body)
+	result, err := op.run(ctx, storeAdmin{store: sdb.users, hasher: processHasher()}, body)
 	if err != nil {
 		return apiError(err)
 	}

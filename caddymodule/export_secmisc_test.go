@@ -145,3 +145,6 @@ func CorruptSession(path, token string) error {
 		return tx.Bucket([]byte("sessions")).Put([]byte(key), []byte{0, 1, 2})
 	})
 }
+
+// HashLimit returns the process-wide bound on concurrent hashes.
+func HashLimit() int { return processHasher().Slots().Limit() }

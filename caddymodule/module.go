@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -94,7 +93,9 @@ type SessionAuth struct {
 	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
 
 	// HashConcurrency bounds how many password hashes run at once (each
-	// takes 19 MiB), so a login flood cannot exhaust memory.
+	// takes 19 MiB), so a login flood cannot exhaust memory. The bound is
+	// one for the whole process (every site, the admin API): with several
+	// session_auth handlers, the smallest figure applies.
 	// Default: the number of CPUs, at most 4.
 	HashConcurrency int `json:"hash_concurrency,omitempty"`
 
@@ -150,11 +151,12 @@ type SessionAuth struct {
 	redisKey  string
 	users     users.Store
 	sessions  *scs.SessionManager
-	hasher    *passwords.Hasher
-	limits    *limiter      // login and registration throttles
-	inflight  *atomic.Int64 // requests being served (drain.go)
-	origins   originSet     // CORS origins
-	trusted   originSet     // CORS + CSRF trusted origins
+	hasher    *passwords.Hasher // the process's (hashers.go)
+	hashHeld  bool              // HashConcurrency counts toward its bound
+	limits    *limiter          // login and registration throttles
+	inflight  *atomic.Int64     // requests being served (drain.go)
+	origins   originSet         // CORS origins
+	trusted   originSet         // CORS + CSRF trusted origins
 	routes    map[string]endpoint
 	redirects map[string]struct{} // slash-less API paths
 	public    caddyhttp.MatchPath
@@ -206,9 +208,9 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	s.redirects = slashless(s.routes)
 	s.strip = newHeaderNames(s.IdentityHeaders.UserID, s.IdentityHeaders.Username, s.IdentityHeaders.Email)
 	if s.HashConcurrency <= 0 {
-		s.HashConcurrency = min(runtime.NumCPU(), maxDefaultHashConcurrency)
+		s.HashConcurrency = defaultHashConcurrency()
 	}
-	s.hasher = sharedHasher(s.HashConcurrency)
+	s.hasher, s.hashHeld = acquireHasher(s.HashConcurrency), true // released in release()
 	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
@@ -331,6 +333,10 @@ func (s *SessionAuth) Validate() error {
 // release releases the shared stores this instance acquired (Cleanup, in
 // drain.go, calls it once no request is using them).
 func (s *SessionAuth) release() error {
+	if s.hashHeld {
+		releaseHasher(s.HashConcurrency)
+		s.hashHeld = false
+	}
 	var firstErr error
 	if s.redisKey != "" {
 		if _, err := redisPool.Delete(s.redisKey); err != nil {
