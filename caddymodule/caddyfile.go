@@ -33,6 +33,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    session_cookie       <name> [<max_age>]
 //	    csrf_cookie          <name> [<max_age>]
 //	    cookie_domain        <domain>
+//	    cookie_secure        auto | always
 //	    cors_origins         <origin...>
 //	    csrf_trusted_origins <origin...>
 //	    max_body_size        <size>
@@ -135,6 +136,13 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "cookie_domain":
 			if !d.AllArgs(&s.CookieDomain) {
 				return d.ArgErr()
+			}
+		case "cookie_secure":
+			if !d.AllArgs(&s.CookieSecure) {
+				return d.ArgErr()
+			}
+			if s.CookieSecure != "auto" && s.CookieSecure != "always" {
+				return d.Errf("cookie_secure: want auto or always, got %q", s.CookieSecure)
 			}
 		case "public":
 			args := d.RemainingArgs()

@@ -32,7 +32,7 @@ func (s *SessionAuth) checkCSRF(r *http.Request, p *principal) []byte {
 
 // ownOrigin is the origin the request was sent to.
 func (s *SessionAuth) ownOrigin(r *http.Request) string {
-	if r.TLS != nil {
+	if requestIsHTTPS(r) {
 		return "https://" + r.Host
 	}
 	return "http://" + r.Host

@@ -73,6 +73,13 @@ type SessionAuth struct {
 	// (host-only cookies).
 	CookieDomain string `json:"cookie_domain,omitempty"`
 
+	// CookieSecure says when both cookies get the Secure attribute: "auto"
+	// when the client's request is HTTPS (it came over TLS, or from one of
+	// the server's trusted_proxies with `X-Forwarded-Proto: https`),
+	// "always" on every response (needed for `__Host-` and `__Secure-`
+	// cookie names). Default: "auto".
+	CookieSecure string `json:"cookie_secure,omitempty"`
+
 	// CSRFCookie names the cookie that carries the (masked) CSRF token.
 	// Default: "csrftoken".
 	CSRFCookie string `json:"csrf_cookie,omitempty"`
@@ -266,6 +273,9 @@ func (s *SessionAuth) setDefaults() {
 	if s.CSRFCookie == "" {
 		s.CSRFCookie = defaultCSRFCookie
 	}
+	if s.CookieSecure == "" {
+		s.CookieSecure = cookieSecureAuto
+	}
 	if s.SessionMaxAge <= 0 {
 		s.SessionMaxAge = defaultSessionAge
 	}
@@ -309,9 +319,15 @@ func (s *SessionAuth) Validate() error {
 	if s.SessionCookie == s.CSRFCookie {
 		return fmt.Errorf("session_cookie and csrf_cookie must differ")
 	}
+	if s.CookieSecure != cookieSecureAuto && s.CookieSecure != cookieSecureAlways {
+		return fmt.Errorf("cookie_secure: want auto or always, got %q", s.CookieSecure)
+	}
 	for _, name := range []string{s.SessionCookie, s.CSRFCookie} {
 		if !validCookieName(name) {
 			return fmt.Errorf("invalid cookie name %q", name)
+		}
+		if err := s.checkCookiePrefix(name); err != nil {
+			return err
 		}
 	}
 	if s.loginURL != "" {
@@ -352,6 +368,31 @@ func (s *SessionAuth) release() error {
 		firstErr = err
 	}
 	return firstErr
+}
+
+// Values of CookieSecure.
+const (
+	cookieSecureAuto   = "auto"
+	cookieSecureAlways = "always"
+)
+
+// checkCookiePrefix refuses a cookie name whose prefix browsers would hold
+// against the cookies we set: `__Secure-` needs Secure on every response,
+// `__Host-` that too and no Domain (Path=/ it always has). Browsers match
+// the prefixes regardless of case.
+func (s *SessionAuth) checkCookiePrefix(name string) error {
+	lower := strings.ToLower(name)
+	host := strings.HasPrefix(lower, "__host-")
+	if !host && !strings.HasPrefix(lower, "__secure-") {
+		return nil
+	}
+	if s.CookieSecure != cookieSecureAlways {
+		return fmt.Errorf("cookie name %q: browsers accept a %s cookie only with Secure: set cookie_secure always", name, name[:strings.IndexByte(name, '-')+1])
+	}
+	if host && s.CookieDomain != "" {
+		return fmt.Errorf("cookie name %q: browsers refuse a __Host- cookie with a Domain: remove cookie_domain, or use another name", name)
+	}
+	return nil
 }
 
 func validCookieName(name string) bool {
