@@ -41,6 +41,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    db_lock_timeout      <duration>
 //	    identity_headers     <user_id> <username> <email>
 //	    login_throttle       off | <user_failures> <ip_failures> <window> <ban>
+//	    login_lockout        off | <failures> <window> [<ban>]
 //	    register_throttle    off | <count> <window>
 //	    throttle_key_prefix  <prefix>
 //	    public               <path_pattern...>
@@ -169,6 +170,12 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			s.LoginThrottle = lt
+		case "login_lockout":
+			lo, err := parseLoginLockout(d)
+			if err != nil {
+				return err
+			}
+			s.LoginLockout = lo
 		case "register_throttle":
 			rt, err := parseRegisterThrottle(d)
 			if err != nil {

@@ -120,6 +120,12 @@ type SessionAuth struct {
 	// ban that username or IP for 5 minutes. See LoginThrottle.
 	LoginThrottle *LoginThrottle `json:"login_throttle,omitempty"`
 
+	// LoginLockout locks a username out after many failed logins from
+	// any IPs over a long window, until a login from an IP known to the
+	// account or an operator's unban. Default: on, 50 failures within 24h.
+	// See LoginLockout.
+	LoginLockout *LoginLockout `json:"login_lockout,omitempty"`
+
 	// RegisterThrottle bounds registrations per client IP. Default: on,
 	// 20 per IP per 10 minutes. See RegisterThrottle.
 	RegisterThrottle *RegisterThrottle `json:"register_throttle,omitempty"`
