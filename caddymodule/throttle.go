@@ -325,12 +325,14 @@ func (l *limiter) loginLimits(r *http.Request, username string) ([]throttle.Limi
 }
 
 // loginThrottled counts a login attempt against its username and client IP
-// before any password is checked, and returns it (nil with the throttle
-// off) and "" to let the check go on. When either is banned, or has as many
-// checks in its window as it allows (failed or still running: so parallel
-// requests cannot get more checks than the limit), it answers 429 with
-// Retry-After; if the throttle's store fails, 503 (fail closed); it then
-// returns the metrics result (resultThrottled or resultError).
+// (login_throttle) and its username's long window (login_lockout) before
+// any password is checked, and returns it (nil with both off) and "" to let
+// the check go on. When either key is banned (a lockout: unless the client
+// IP is known to the account), or has as many checks in its window as it
+// allows (failed or still running: so parallel requests cannot get more
+// checks than the limit), it answers 429 (with Retry-After, unless the ban
+// lasts until lifted); if the throttle's store fails, 503 (fail closed); it
+// then returns the metrics result (resultThrottled or resultError).
 func (s *SessionAuth) loginThrottled(w http.ResponseWriter, r *http.Request, username string) (*loginAttempt, string) {
 	if s.limits == nil || (s.limits.login == nil && s.limits.lockout == nil) {
 		return nil, ""
