@@ -33,6 +33,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    session_cookie       <name> [<max_age>]
 //	    csrf_cookie          <name> [<max_age>]
 //	    cookie_domain        <domain>
+//	    cookie_secure        auto | always
 //	    cors_origins         <origin...>
 //	    csrf_trusted_origins <origin...>
 //	    max_body_size        <size>
@@ -40,6 +41,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    db_lock_timeout      <duration>
 //	    identity_headers     <user_id> <username> <email>
 //	    login_throttle       off | <user_failures> <ip_failures> <window> <ban>
+//	    login_lockout        off | <failures> <window> [<ban>]
 //	    register_throttle    off | <count> <window>
 //	    throttle_key_prefix  <prefix>
 //	    public               <path_pattern...>
@@ -134,6 +136,13 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&s.CookieDomain) {
 				return d.ArgErr()
 			}
+		case "cookie_secure":
+			if !d.AllArgs(&s.CookieSecure) {
+				return d.ArgErr()
+			}
+			if s.CookieSecure != "auto" && s.CookieSecure != "always" {
+				return d.Errf("cookie_secure: want auto or always, got %q", s.CookieSecure)
+			}
 		case "public":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -161,6 +170,12 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			s.LoginThrottle = lt
+		case "login_lockout":
+			lo, err := parseLoginLockout(d)
+			if err != nil {
+				return err
+			}
+			s.LoginLockout = lo
 		case "register_throttle":
 			rt, err := parseRegisterThrottle(d)
 			if err != nil {

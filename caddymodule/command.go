@@ -42,7 +42,8 @@ func init() {
 const dbOpenTimeout = 2 * time.Second
 
 const commandLong = `
-Creates, changes, lists and imports the users of the session_auth handler.
+Creates, changes, lists, imports and unbans the users of the session_auth
+handler.
 
 Every subcommand works in one of two ways:
 
@@ -81,7 +82,7 @@ func configureCommand(cmd *cobra.Command) {
 	for _, sub := range []*cobra.Command{
 		createUserCommand(), setPasswordCommand(),
 		setActiveCommand(false), setActiveCommand(true),
-		deleteUserCommand(), listUsersCommand(), importDjangoCommand(),
+		deleteUserCommand(), listUsersCommand(), importDjangoCommand(), unbanCommand(),
 	} {
 		sub.Args = cobra.NoArgs
 		if sub.Name() == "import-django" {
@@ -233,6 +234,41 @@ reused for new users. To keep the account but refuse logins, use
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted %q (id %d); their sessions have ended\n", res.User.Username, res.User.ID)
+			return nil
+		})
+	}
+	return c
+}
+
+func unbanCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "unban --username NAME",
+		Short: "Lifts a user's login bans",
+		Long: `
+Lifts the bans that failed logins put on a username (login_throttle's
+username ban and login_lockout's lockout) and clears its failure counts,
+so the user can log in again at once from anywhere. Bans of client IPs
+stay. This goes through the running Caddy (--config): the counts live in
+its memory, or in its Redis for every instance.
+`,
+		Example: `  caddy session-auth unban --config Caddyfile --username alice`,
+	}
+	c.Flags().String("username", "", "Username (required; matched regardless of case)")
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		if flagString(cmd, "db") != "" {
+			return errors.New("unban goes through the running Caddy: use --config instead of --db " +
+				"(failed logins are counted in its memory, or in its Redis)")
+		}
+		return withAdmin(cmd, false, func(ctx context.Context, ua userAdmin) error {
+			res, err := ua.unban(ctx, userRequest{Username: flagString(cmd, "username")})
+			if err != nil {
+				return err
+			}
+			if res.Changed {
+				fmt.Fprintf(cmd.OutOrStdout(), "unbanned %q (id %d); failed logins forgotten\n", res.User.Username, res.User.ID)
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "%q (id %d) was not banned; failed logins forgotten\n", res.User.Username, res.User.ID)
+			}
 			return nil
 		})
 	}
@@ -640,4 +676,8 @@ func (c adminClient) listUsers(context.Context) ([]userInfo, error) {
 
 func (c adminClient) importUsers(_ context.Context, r importRequest) (*importResult, error) {
 	return callFor[importResult](c, http.MethodPost, "import-django", r)
+}
+
+func (c adminClient) unban(_ context.Context, r userRequest) (*userResult, error) {
+	return callFor[userResult](c, http.MethodPost, "unban", r)
 }

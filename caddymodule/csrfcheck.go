@@ -110,7 +110,7 @@ func (s *SessionAuth) checkToken(r *http.Request, p *principal) []byte {
 // (scheme from TLS, host and port from Host), ignoring case.
 func sameOrigin(origin string, r *http.Request) bool {
 	scheme := "http://"
-	if r.TLS != nil {
+	if requestIsHTTPS(r) {
 		scheme = "https://"
 	}
 	return len(origin) == len(scheme)+len(r.Host) &&

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -75,6 +74,13 @@ type SessionAuth struct {
 	// (host-only cookies).
 	CookieDomain string `json:"cookie_domain,omitempty"`
 
+	// CookieSecure says when both cookies get the Secure attribute: "auto"
+	// when the client's request is HTTPS (it came over TLS, or from one of
+	// the server's trusted_proxies with `X-Forwarded-Proto: https`),
+	// "always" on every response (needed for `__Host-` and `__Secure-`
+	// cookie names). Default: "auto".
+	CookieSecure string `json:"cookie_secure,omitempty"`
+
 	// CSRFCookie names the cookie that carries the (masked) CSRF token.
 	// Default: "csrftoken".
 	CSRFCookie string `json:"csrf_cookie,omitempty"`
@@ -95,7 +101,9 @@ type SessionAuth struct {
 	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
 
 	// HashConcurrency bounds how many password hashes run at once (each
-	// takes 19 MiB), so a login flood cannot exhaust memory.
+	// takes 19 MiB), so a login flood cannot exhaust memory. The bound is
+	// one for the whole process (every site, the admin API): with several
+	// session_auth handlers, the smallest figure applies.
 	// Default: the number of CPUs, at most 4.
 	HashConcurrency int `json:"hash_concurrency,omitempty"`
 
@@ -112,6 +120,12 @@ type SessionAuth struct {
 	// Default: on, 5 failures per username or 20 per IP within 2 minutes
 	// ban that username or IP for 5 minutes. See LoginThrottle.
 	LoginThrottle *LoginThrottle `json:"login_throttle,omitempty"`
+
+	// LoginLockout locks a username out after many failed logins from
+	// any IPs over a long window, until a login from an IP known to the
+	// account or an operator's unban. Default: on, 50 failures within 24h.
+	// See LoginLockout.
+	LoginLockout *LoginLockout `json:"login_lockout,omitempty"`
 
 	// RegisterThrottle bounds registrations per client IP. Default: on,
 	// 20 per IP per 10 minutes. See RegisterThrottle.
@@ -160,11 +174,12 @@ type SessionAuth struct {
 	redisKey  string
 	users     users.Store
 	sessions  *scs.SessionManager
-	hasher    *passwords.Hasher
-	limits    *limiter      // login and registration throttles
-	inflight  *atomic.Int64 // requests being served (drain.go)
-	origins   originSet     // CORS origins
-	trusted   originSet     // CORS + CSRF trusted origins
+	hasher    *passwords.Hasher // the process's (hashers.go)
+	hashHeld  bool              // HashConcurrency counts toward its bound
+	limits    *limiter          // login and registration throttles
+	inflight  *atomic.Int64     // requests being served (drain.go)
+	origins   originSet         // CORS origins
+	trusted   originSet         // CORS + CSRF trusted origins
 	routes    map[string]endpoint
 	redirects map[string]struct{} // slash-less API paths
 	public    caddyhttp.MatchPath
@@ -223,9 +238,9 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	s.redirects = slashless(s.routes)
 	s.strip = newHeaderNames(s.IdentityHeaders.UserID, s.IdentityHeaders.Username, s.IdentityHeaders.Email)
 	if s.HashConcurrency <= 0 {
-		s.HashConcurrency = min(runtime.NumCPU(), maxDefaultHashConcurrency)
+		s.HashConcurrency = defaultHashConcurrency()
 	}
-	s.hasher = sharedHasher(s.HashConcurrency)
+	s.hasher, s.hashHeld = acquireHasher(s.HashConcurrency), true // released in release()
 	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
@@ -281,6 +296,9 @@ func (s *SessionAuth) setDefaults() {
 	if s.CSRFCookie == "" {
 		s.CSRFCookie = defaultCSRFCookie
 	}
+	if s.CookieSecure == "" {
+		s.CookieSecure = cookieSecureAuto
+	}
 	if s.SessionMaxAge <= 0 {
 		s.SessionMaxAge = defaultSessionAge
 	}
@@ -330,9 +348,15 @@ func (s *SessionAuth) Validate() error {
 	if s.SessionCookie == s.CSRFCookie {
 		return fmt.Errorf("session_cookie and csrf_cookie must differ")
 	}
+	if s.CookieSecure != cookieSecureAuto && s.CookieSecure != cookieSecureAlways {
+		return fmt.Errorf("cookie_secure: want auto or always, got %q", s.CookieSecure)
+	}
 	for _, name := range []string{s.SessionCookie, s.CSRFCookie} {
 		if !validCookieName(name) {
 			return fmt.Errorf("invalid cookie name %q", name)
+		}
+		if err := s.checkCookiePrefix(name); err != nil {
+			return err
 		}
 	}
 	if s.loginURL != "" {
@@ -357,6 +381,10 @@ func (s *SessionAuth) Validate() error {
 // release releases the shared stores this instance acquired (Cleanup, in
 // drain.go, calls it once no request is using them).
 func (s *SessionAuth) release() error {
+	if s.hashHeld {
+		releaseHasher(s.HashConcurrency)
+		s.hashHeld = false
+	}
 	var firstErr error
 	if s.redisKey != "" {
 		if _, err := redisPool.Delete(s.redisKey); err != nil {
@@ -372,6 +400,31 @@ func (s *SessionAuth) release() error {
 		firstErr = err
 	}
 	return firstErr
+}
+
+// Values of CookieSecure.
+const (
+	cookieSecureAuto   = "auto"
+	cookieSecureAlways = "always"
+)
+
+// checkCookiePrefix refuses a cookie name whose prefix browsers would hold
+// against the cookies we set: `__Secure-` needs Secure on every response,
+// `__Host-` that too and no Domain (Path=/ it always has). Browsers match
+// the prefixes regardless of case.
+func (s *SessionAuth) checkCookiePrefix(name string) error {
+	lower := strings.ToLower(name)
+	host := strings.HasPrefix(lower, "__host-")
+	if !host && !strings.HasPrefix(lower, "__secure-") {
+		return nil
+	}
+	if s.CookieSecure != cookieSecureAlways {
+		return fmt.Errorf("cookie name %q: browsers accept a %s cookie only with Secure: set cookie_secure always", name, name[:strings.IndexByte(name, '-')+1])
+	}
+	if host && s.CookieDomain != "" {
+		return fmt.Errorf("cookie name %q: browsers refuse a __Host- cookie with a Domain: remove cookie_domain, or use another name", name)
+	}
+	return nil
 }
 
 func validCookieName(name string) bool {

@@ -49,10 +49,22 @@ func (s *SessionAuth) changePassword(w http.ResponseWriter, r *http.Request, aut
 		if throttled != "" {
 			return
 		}
-		if match, _, _ := s.hasher.Verify(r.Context(), old, u.PasswordHash); !match {
+		// Login's bounded wait for a hashing slot: no slot in time (or a
+		// client that gave up) is a 503 that tells nothing of the
+		// password, so it is not counted as a wrong one.
+		hctx, cancel := hashContext(r.Context())
+		match, _, _ := s.hasher.Verify(hctx, old, u.PasswordHash)
+		ctxErr := hctx.Err()
+		cancel()
+		switch {
+		case ctxErr != nil:
+			s.loginCanceled(att)
+			s.storeFailure(w, "checking credentials", ctxErr)
+			return
+		case !match:
 			s.loginFailed(att)
 			errs.add("old_password", msgOldPasswordWrong)
-		} else {
+		default:
 			s.loginSucceeded(att)
 		}
 	}

@@ -26,6 +26,7 @@ type userAdmin interface {
 	deleteUser(ctx context.Context, r userRequest) (*userResult, error)
 	listUsers(ctx context.Context) ([]userInfo, error)
 	importUsers(ctx context.Context, r importRequest) (*importResult, error)
+	unban(ctx context.Context, r userRequest) (*userResult, error)
 }
 
 // The requests and results below are also the admin API's JSON bodies.
@@ -50,8 +51,8 @@ type userRequest struct {
 }
 
 // userResult is the user after the change. Changed is false when there was
-// nothing to do (activating an active user). Warnings are the password
-// validators' complaints that Force overrode.
+// nothing to do (activating an active user, unbanning one not banned).
+// Warnings are the password validators' complaints that Force overrode.
 type userResult struct {
 	User     userInfo `json:"user"`
 	Changed  bool     `json:"changed"`
@@ -137,10 +138,13 @@ func conflict(format string, args ...any) error {
 	return &opError{http.StatusConflict, fmt.Sprintf(format, args...)}
 }
 
-// storeAdmin applies userAdmin requests to a users store.
+// storeAdmin applies userAdmin requests to a users store. unbanUsername,
+// set behind the admin API, lifts a username's login bans in the running
+// handlers' throttle stores (nil with --db: Caddy is not running).
 type storeAdmin struct {
-	store  users.Store
-	hasher *passwords.Hasher
+	store         users.Store
+	hasher        *passwords.Hasher
+	unbanUsername func(username string) (lifted bool, err error)
 }
 
 var _ userAdmin = storeAdmin{}
@@ -311,6 +315,23 @@ func (a storeAdmin) deleteUser(ctx context.Context, r userRequest) (*userResult,
 		return nil, err
 	}
 	return &userResult{User: infoOf(u), Changed: true}, nil
+}
+
+// unban lifts the user's login bans (login_throttle's username ban and
+// login_lockout) and clears their failure counts. IP bans stay.
+func (a storeAdmin) unban(ctx context.Context, r userRequest) (*userResult, error) {
+	if a.unbanUsername == nil {
+		return nil, badRequest("unban goes through the running Caddy: use --config (failed logins are counted in its memory, or in its Redis)")
+	}
+	u, err := a.lookup(ctx, r.Username)
+	if err != nil {
+		return nil, err
+	}
+	lifted, err := a.unbanUsername(u.Username)
+	if err != nil {
+		return nil, &opError{http.StatusServiceUnavailable, "the login throttle's store did not answer: " + err.Error()}
+	}
+	return &userResult{User: infoOf(u), Changed: lifted}, nil
 }
 
 func (a storeAdmin) listUsers(ctx context.Context) ([]userInfo, error) {
