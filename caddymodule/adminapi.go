@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/accounts"
+
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 )
@@ -136,7 +138,7 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	// don't let a client that went away hold one.
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 	defer cancel()
-	result, err := op.run(ctx, storeAdmin{store: sdb.users, hasher: processHasher(), unbanUsername: unban}, body)
+	result, err := op.run(ctx, storeAdmin{accounts: &accounts.Service{Store: sdb.users, Hasher: processHasher()}, unbanUsername: unban}, body)
 	if err != nil {
 		return apiError(err)
 	}

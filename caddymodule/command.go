@@ -121,10 +121,7 @@ createsuperuser does.
 			Force:     flagBool(cmd, "force"),
 		}
 		// Refuse a bad username or email before asking for a password.
-		if _, err := checkUsername(req.Username); err != nil {
-			return err
-		}
-		if _, err := checkEmail(req.Email); err != nil {
+		if err := checkNewUser(req.Username, req.Email); err != nil {
 			return err
 		}
 		return withAdmin(cmd, true, func(ctx context.Context, ua userAdmin) error {
@@ -551,7 +548,7 @@ func openLocalAdmin(path string, mayCreate bool) (userAdmin, func() error, error
 		db.Close()
 		return nil, nil, fmt.Errorf("users db %s: %v", path, err)
 	}
-	return storeAdmin{store: store, hasher: passwords.NewHasher(passwords.DefaultParams, 0)}, db.Close, nil
+	return newStoreAdmin(store, passwords.NewHasher(passwords.DefaultParams, 0)), db.Close, nil
 }
 
 // adminClient sends userAdmin requests to the admin.api.session_auth

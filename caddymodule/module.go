@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/accounts"
+
 	"github.com/alexedwards/scs/v2"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -173,6 +175,7 @@ type SessionAuth struct {
 	dbKey     string
 	redisKey  string
 	users     users.Store
+	accounts  *accounts.Service // account rules over users
 	sessions  *scs.SessionManager
 	hasher    *passwords.Hasher // the process's (hashers.go)
 	hashHeld  bool              // HashConcurrency counts toward its bound
@@ -249,6 +252,7 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 		return err
 	}
 	s.users = s.db.users
+	s.accounts = &accounts.Service{Store: s.users, Hasher: s.hasher, OnUnusableHash: s.logUnusableHash}
 	s.health = &healthCheck{db: s.db.db}
 
 	s.sessions = scs.New()

@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/accounts"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/sessions"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/throttle"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
@@ -258,7 +259,7 @@ func orDefault[T int | caddy.Duration](v, def T) T {
 // typed), folded first so that its case and look-alike spellings count as
 // one; an IP is kept as is, IPv6 cut to its /64.
 func usernameHash(username string) string {
-	sum := sha256.Sum256([]byte(users.UsernameKey(normalizeUsername(username))))
+	sum := sha256.Sum256([]byte(users.UsernameKey(accounts.NormalizeUsername(username))))
 	return hex.EncodeToString(sum[:16])
 }
 
