@@ -67,3 +67,22 @@ type Store interface {
 	// us get their ids and times; on failure us is left as it was.
 	CreateMany(ctx context.Context, us []*User, skipExisting bool) (created int, err error)
 }
+
+// Secrets keeps small named secrets (signing and encryption keys: the
+// identity token's keys, the password-reset key, the key that encrypts
+// second-factor secrets) with the users, so that every instance and the CLI
+// that share a users backend use the same ones. Both backends implement it
+// next to Store; users/storetest checks it.
+type Secrets interface {
+	// Secret returns the value stored under name, or ErrNotFound.
+	Secret(ctx context.Context, name string) ([]byte, error)
+
+	// UpdateSecret reads the value stored under name (nil if there is
+	// none), lets fn return the value to keep, stores it and returns it,
+	// in one transaction that holds name against concurrent writers, so
+	// that concurrent first-time callers, on any instance, agree on one
+	// value (each sees the other's and keeps it). If fn returns an error,
+	// nothing is written and that error is returned; if it returns nil
+	// (or an empty value), the secret is deleted.
+	UpdateSecret(ctx context.Context, name string, fn func(cur []byte) ([]byte, error)) ([]byte, error)
+}

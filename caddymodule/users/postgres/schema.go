@@ -60,6 +60,14 @@ CREATE TRIGGER session_auth_users_notify_truncate
 	AFTER TRUNCATE ON session_auth_users
 	FOR EACH STATEMENT EXECUTE FUNCTION session_auth_users_notify();
 `,
+	// 2: named secrets (users.Secrets): keys every instance shares.
+	`
+CREATE TABLE session_auth_secrets (
+	name       text PRIMARY KEY,
+	value      bytea NOT NULL,
+	updated_at timestamptz NOT NULL DEFAULT now()
+);
+`,
 }
 
 // SchemaVersion is the newest schema version this package knows.

@@ -113,8 +113,12 @@ func TestMigrationIdempotentAndVersioned(t *testing.T) {
 	if err := c.QueryRow(bg, "SELECT string_agg(version::text, ',' ORDER BY version) FROM session_auth_schema").Scan(&versions); err != nil {
 		t.Fatal(err)
 	}
-	if versions != fmt.Sprint(SchemaVersion) {
-		t.Errorf("schema versions %q, want %d once", versions, SchemaVersion)
+	want := make([]string, SchemaVersion)
+	for i := range want {
+		want[i] = fmt.Sprint(i + 1)
+	}
+	if versions != strings.Join(want, ",") {
+		t.Errorf("schema versions %q, want each of 1..%d once", versions, SchemaVersion)
 	}
 	var tables []string
 	rows, err := c.Query(bg, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1")
@@ -126,7 +130,7 @@ func TestMigrationIdempotentAndVersioned(t *testing.T) {
 		rows.Scan(&n)
 		tables = append(tables, n)
 	}
-	if fmt.Sprint(tables) != "[session_auth_schema session_auth_users]" {
+	if fmt.Sprint(tables) != "[session_auth_schema session_auth_secrets session_auth_users]" {
 		t.Errorf("tables %v", tables)
 	}
 }

@@ -10,6 +10,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -54,6 +55,8 @@ func Run(t *testing.T, open func(t *testing.T) users.Store) {
 		{"ConcurrentCreatesOfOneName", testConcurrentCreate},
 		{"ConcurrentUpdatesLoseNothing", testConcurrentUpdate},
 		{"ConcurrentReadersAndWriter", testConcurrentReaders},
+		{"Secrets", testSecrets},
+		{"SecretsAgreeUnderConcurrency", testSecretsConcurrent},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
@@ -726,4 +729,89 @@ func testConcurrentReaders(t *testing.T, s users.Store) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// secrets returns s as a users.Secrets, which every backend implements.
+func secrets(t *testing.T, s users.Store) users.Secrets {
+	t.Helper()
+	sec, ok := s.(users.Secrets)
+	if !ok {
+		t.Fatalf("%T does not implement users.Secrets", s)
+	}
+	return sec
+}
+
+func testSecrets(t *testing.T, s users.Store) {
+	sec := secrets(t, s)
+	if _, err := sec.Secret(bg, "k"); !errors.Is(err, users.ErrNotFound) {
+		t.Fatalf("Secret of nothing: %v", err)
+	}
+	v, err := sec.UpdateSecret(bg, "k", func(cur []byte) ([]byte, error) {
+		if cur != nil {
+			t.Errorf("first UpdateSecret saw %q", cur)
+		}
+		return []byte("one"), nil
+	})
+	if err != nil || string(v) != "one" {
+		t.Fatalf("UpdateSecret: %q %v", v, err)
+	}
+	boom := errors.New("boom")
+	if _, err := sec.UpdateSecret(bg, "k", func([]byte) ([]byte, error) { return []byte("two"), boom }); !errors.Is(err, boom) {
+		t.Fatalf("fn error: %v", err)
+	}
+	if v, err := sec.Secret(bg, "k"); err != nil || string(v) != "one" {
+		t.Fatalf("after a failed update: %q %v", v, err)
+	}
+	v, err = sec.UpdateSecret(bg, "k", func(cur []byte) ([]byte, error) { return append(cur, "+two"...), nil })
+	if err != nil || string(v) != "one+two" {
+		t.Fatalf("read-modify-write: %q %v", v, err)
+	}
+	if _, err := sec.UpdateSecret(bg, "other", func([]byte) ([]byte, error) { return []byte{0, 1, 2, 255}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := sec.Secret(bg, "other"); !bytes.Equal(v, []byte{0, 1, 2, 255}) {
+		t.Errorf("binary value: %v", v)
+	}
+	if _, err := sec.UpdateSecret(bg, "k", func([]byte) ([]byte, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sec.Secret(bg, "k"); !errors.Is(err, users.ErrNotFound) {
+		t.Errorf("deleted secret: %v", err)
+	}
+	done, cancel := context.WithCancel(bg)
+	cancel()
+	if _, err := sec.UpdateSecret(done, "k", func([]byte) ([]byte, error) { return []byte("x"), nil }); !errors.Is(err, context.Canceled) {
+		t.Errorf("done ctx: %v", err)
+	}
+	if _, err := sec.Secret(bg, "k"); !errors.Is(err, users.ErrNotFound) {
+		t.Errorf("a done ctx wrote: %v", err)
+	}
+}
+
+// Concurrent first-time callers agree on one value: the first writer's.
+func testSecretsConcurrent(t *testing.T, s users.Store) {
+	sec := secrets(t, s)
+	const n = 16
+	got := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			v, err := sec.UpdateSecret(bg, "shared", func(cur []byte) ([]byte, error) {
+				if cur != nil {
+					return cur, nil
+				}
+				return []byte(fmt.Sprintf("value-%d", i)), nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = string(v)
+		})
+	}
+	wg.Wait()
+	for _, v := range got {
+		if v != got[0] || v == "" {
+			t.Fatalf("callers disagree: %q", got)
+		}
+	}
 }
