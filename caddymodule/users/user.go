@@ -2,6 +2,8 @@ package users
 
 import (
 	"errors"
+	"reflect"
+	"slices"
 	"time"
 )
 
@@ -22,6 +24,44 @@ type User struct {
 	// session records the epoch it was created under and is rejected once the
 	// user's epoch has moved on.
 	SessionEpoch int64
+
+	// Groups are the names of the user's groups (as Django's auth_group
+	// names them), sorted and without repeats; nil when there are none.
+	// Stores keep them as SortGroups leaves them, and every read returns
+	// its own slice.
+	Groups []string
+}
+
+// InGroup reports whether the user is in the named group (names are
+// compared exactly, as Django compares them).
+func (u *User) InGroup(name string) bool {
+	_, found := slices.BinarySearch(u.Groups, name)
+	return found
+}
+
+// SortGroups returns the group names sorted and without repeats, in a new
+// slice, or nil when there are none. Stores apply it to every user they
+// write.
+func SortGroups(groups []string) []string {
+	if len(groups) == 0 {
+		return nil
+	}
+	out := slices.Clone(groups)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Equal reports whether two users are the same, field by field (times
+// exactly, and nil and empty Groups alike).
+func Equal(a, b *User) bool {
+	x, y := *a, *b
+	if !slices.Equal(x.Groups, y.Groups) {
+		return false
+	}
+	x.Groups, y.Groups = nil, nil
+	// Times compare with == on purpose (location and monotonic reading
+	// included), as the stores promise them exactly.
+	return reflect.DeepEqual(x, y)
 }
 
 // Errors returned by Store implementations. Callers should test for them with

@@ -18,11 +18,15 @@ import (
 //	SessionEpoch                                    varint
 //	DateJoined  sec varint, nsec uvarint            only if flagDateJoined
 //	LastLogin   sec varint, nsec uvarint            only if flagLastLogin
-//	Username ‖ Email ‖ PasswordHash                 the rest, exactly
+//	len(Groups), len of each group                  uvarint ×(1+n), only if flagGroups
+//	Username ‖ Email ‖ PasswordHash ‖ Groups…       the rest, exactly
 //
-// The id is not repeated: it is the key. The three strings come last and
+// The id is not repeated: it is the key. The strings come last and
 // together so that decoding copies them out of bbolt's memory with a single
-// string allocation and slices it (ByID is on the hot path).
+// string allocation and slices it (ByID is on the hot path). A user without
+// groups is written without flagGroups, byte for byte as before groups
+// existed, so records of older versions read the same and a user without
+// groups stays readable by an older binary.
 const recordVersion = 1
 
 const (
@@ -31,9 +35,14 @@ const (
 	flagStaff
 	flagDateJoined
 	flagLastLogin
+	flagGroups
 
-	flagsKnown = flagActive | flagSuperuser | flagStaff | flagDateJoined | flagLastLogin
+	flagsKnown = flagActive | flagSuperuser | flagStaff | flagDateJoined | flagLastLogin | flagGroups
 )
+
+// maxGroups bounds the group count a record may claim, so that a corrupt
+// count cannot make decoding allocate without bound.
+const maxGroups = 1 << 16
 
 // errCorrupt is wrapped by every decoding error.
 var errCorrupt = errors.New("users: corrupt user record")
@@ -56,6 +65,9 @@ func appendRecord(dst []byte, u *users.User) []byte {
 	if !u.LastLogin.IsZero() {
 		flags |= flagLastLogin
 	}
+	if len(u.Groups) > 0 {
+		flags |= flagGroups
+	}
 	dst = append(dst, recordVersion, flags)
 	dst = binary.AppendUvarint(dst, uint64(len(u.Username)))
 	dst = binary.AppendUvarint(dst, uint64(len(u.Email)))
@@ -67,15 +79,31 @@ func appendRecord(dst []byte, u *users.User) []byte {
 	if flags&flagLastLogin != 0 {
 		dst = appendTime(dst, u.LastLogin)
 	}
+	if flags&flagGroups != 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(u.Groups)))
+		for _, g := range u.Groups {
+			dst = binary.AppendUvarint(dst, uint64(len(g)))
+		}
+	}
 	dst = append(dst, u.Username...)
 	dst = append(dst, u.Email...)
-	return append(dst, u.PasswordHash...)
+	dst = append(dst, u.PasswordHash...)
+	for _, g := range u.Groups {
+		dst = append(dst, g...)
+	}
+	return dst
 }
 
 // encodeRecord returns the encoding of u in a right-sized buffer.
 func encodeRecord(u *users.User) []byte {
 	// 2 header bytes + at most 4 uvarints/varints and 2 times of ≤15 bytes.
 	size := 2 + 4*binary.MaxVarintLen64 + 2*15 + len(u.Username) + len(u.Email) + len(u.PasswordHash)
+	if len(u.Groups) > 0 {
+		size += (1 + len(u.Groups)) * binary.MaxVarintLen64
+		for _, g := range u.Groups {
+			size += len(g)
+		}
+	}
 	return appendRecord(make([]byte, 0, size), u)
 }
 
@@ -107,27 +135,58 @@ func decodeRecord(u *users.User, id int64, b []byte) error {
 	if flags&flagLastLogin != 0 {
 		last = r.time()
 	}
+	var groupLens []uint64
+	var nGroups uint64 // their total length
+	if flags&flagGroups != 0 {
+		n := r.uvarint()
+		if n == 0 || n > maxGroups || n > uint64(len(r.b)) {
+			r.fail("group count")
+		} else {
+			groupLens = make([]uint64, n)
+			for i := range groupLens {
+				groupLens[i] = r.uvarint()
+				if groupLens[i] > uint64(len(r.b)) {
+					r.fail("group length")
+					break
+				}
+				nGroups += groupLens[i]
+			}
+		}
+	}
 	if r.err != nil {
 		return r.err
 	}
 	rest := r.b[r.off:]
-	// Compare without summing first, so huge lengths cannot overflow.
+	// Compare without summing first, so huge lengths cannot overflow
+	// (each group length is at most len(b), and there are at most
+	// maxGroups of them, so nGroups cannot overflow).
 	if nUser > uint64(len(rest)) || nEmail > uint64(len(rest))-nUser ||
-		nHash != uint64(len(rest))-nUser-nEmail {
+		nGroups > uint64(len(rest))-nUser-nEmail ||
+		nHash != uint64(len(rest))-nUser-nEmail-nGroups {
 		return fmt.Errorf("%w: string lengths do not match record size", errCorrupt)
 	}
-	s := string(rest) // one copy out of bbolt's mmap for all three strings
+	s := string(rest) // one copy out of bbolt's mmap for all the strings
+	var groups []string
+	if len(groupLens) > 0 {
+		groups = make([]string, len(groupLens))
+		off := nUser + nEmail + nHash
+		for i, n := range groupLens {
+			groups[i] = s[off : off+n]
+			off += n
+		}
+	}
 	*u = users.User{
 		ID:           id,
 		Username:     s[:nUser],
 		Email:        s[nUser : nUser+nEmail],
-		PasswordHash: s[nUser+nEmail:],
+		PasswordHash: s[nUser+nEmail : nUser+nEmail+nHash],
 		IsActive:     flags&flagActive != 0,
 		IsSuperuser:  flags&flagSuperuser != 0,
 		IsStaff:      flags&flagStaff != 0,
 		DateJoined:   joined,
 		LastLogin:    last,
 		SessionEpoch: epoch,
+		Groups:       groups,
 	}
 	return nil
 }

@@ -29,6 +29,8 @@ func TestRecordRoundTrip(t *testing.T) {
 		{ID: 1, Username: "a"}, // zero times, empty strings, no flags
 		{ID: 1 << 62, Username: "x", IsSuperuser: true, SessionEpoch: 1 << 60,
 			DateJoined: time.Date(1, 1, 1, 0, 0, 0, 1000, time.UTC)}, // earliest non-zero
+		{ID: 7, Username: "g", PasswordHash: "h", Groups: []string{"", "Content Editors", "editors", "東京"}},
+		{ID: 8, Username: "one", Groups: []string{"staff"}},
 	}
 	for _, want := range cases {
 		var got users.User
@@ -38,14 +40,35 @@ func TestRecordRoundTrip(t *testing.T) {
 		// Times come back as stored: UTC, to the microsecond (records
 		// written before that rule may hold nanoseconds).
 		want.DateJoined, want.LastLogin = users.StoredTime(want.DateJoined), users.StoredTime(want.LastLogin)
-		if got != want {
+		if !users.Equal(&got, &want) {
 			t.Errorf("got  %+v\nwant %+v", got, want)
 		}
 	}
 }
 
+// A user without groups is written as before groups existed, and a record
+// written before then reads with no groups.
+func TestRecordWithoutGroupsUnchanged(t *testing.T) {
+	u := sampleUser()
+	b := encodeRecord(&u)
+	if b[1]&flagGroups != 0 {
+		t.Fatalf("flags %#x: flagGroups set for a user without groups", b[1])
+	}
+	// The record of sampleUser as the code before groups wrote it.
+	v1 := []byte{0x1, 0x1d, 0x4, 0xf, 0x1f, 0x5, 0xfe, 0xc8, 0xe5, 0xc7, 0xb, 0xfa, 0x6, 0xaa, 0xd0, 0xaf, 0xf7, 0xc, 0x0}
+	v1 = append(v1, "Zoëzoe@example.compbkdf2_sha256$870000$salt$hash="...)
+	if string(b) != string(v1) {
+		t.Errorf("record changed:\n got  %v\n want %v", b, v1)
+	}
+	var got users.User
+	if err := decodeRecord(&got, 42, v1); err != nil || got.Groups != nil || got.Username != "Zoë" {
+		t.Errorf("old record: %+v %v", got, err)
+	}
+}
+
 func TestRecordCorruptIsErrorNotPanic(t *testing.T) {
 	u := sampleUser()
+	u.Groups = []string{"admins", "editors"}
 	good := encodeRecord(&u)
 	// Every truncation must fail.
 	for n := 0; n < len(good); n++ {
@@ -56,11 +79,15 @@ func TestRecordCorruptIsErrorNotPanic(t *testing.T) {
 	}
 	// Trailing bytes, unknown version and unknown flags must fail.
 	for name, b := range map[string][]byte{
-		"trailing": append(append([]byte(nil), good...), 'x'),
-		"version":  append([]byte{99}, good[1:]...),
-		"flags":    append([]byte{recordVersion, 0x80}, good[2:]...),
-		"huge len": {recordVersion, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0, 0},
-		"bad nsec": {recordVersion, flagDateJoined, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"trailing":            append(append([]byte(nil), good...), 'x'),
+		"version":             append([]byte{99}, good[1:]...),
+		"flags":               append([]byte{recordVersion, 0x80}, good[2:]...),
+		"no groups, flag set": {recordVersion, flagGroups, 1, 0, 0, 0, 0, 'x'},
+		"huge group count":    {recordVersion, flagGroups, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 'x'},
+		"huge group len":      {recordVersion, flagGroups, 1, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 'x'},
+		"group past end":      {recordVersion, flagGroups, 1, 0, 0, 0, 1, 2, 'x', 'g'},
+		"huge len":            {recordVersion, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0, 0},
+		"bad nsec":            {recordVersion, flagDateJoined, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
 	} {
 		var got users.User
 		if err := decodeRecord(&got, 1, b); !errors.Is(err, errCorrupt) {

@@ -151,6 +151,7 @@ func (s *Store) Create(ctx context.Context, u *users.User) error {
 		rec.DateJoined = time.Now()
 	}
 	rec.DateJoined, rec.LastLogin = users.StoredTime(rec.DateJoined), users.StoredTime(rec.LastLogin)
+	rec.Groups = users.SortGroups(rec.Groups)
 	defer func() { s.cache.Invalidate(rec.ID) }()
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		b := buckets(tx)
@@ -196,6 +197,7 @@ func (s *Store) Update(ctx context.Context, id int64, fn func(u *users.User) err
 			return fmt.Errorf("%w: empty username", users.ErrInvalidUser)
 		}
 		u.DateJoined, u.LastLogin = users.StoredTime(u.DateJoined), users.StoredTime(u.LastLogin)
+		u.Groups = users.SortGroups(u.Groups)
 		if newName != oldName {
 			if b.usernames.Get([]byte(newName)) != nil {
 				return users.ErrUsernameTaken
@@ -295,6 +297,7 @@ func (s *Store) CreateMany(ctx context.Context, us []*users.User, skipExisting b
 				rec.DateJoined = now
 			}
 			rec.DateJoined, rec.LastLogin = users.StoredTime(rec.DateJoined), users.StoredTime(rec.LastLogin)
+			rec.Groups = users.SortGroups(rec.Groups)
 			if skipExisting && b.exists(&rec) {
 				continue
 			}

@@ -109,7 +109,7 @@ func TestPersistsAcrossReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *got != *u {
+	if !users.Equal(got, u) {
 		t.Errorf("after reopen got %+v, want %+v", *got, *u)
 	}
 	if u2 := mustCreate(t, s, &users.User{Username: "gina"}); u2.ID != 2 {

@@ -20,7 +20,9 @@
 //	    email, password_hash text NOT NULL,
 //	    is_active, is_superuser, is_staff boolean NOT NULL,
 //	    date_joined, last_login timestamptz,  -- NULL = zero time
-//	    session_epoch bigint NOT NULL)
+//	    session_epoch bigint NOT NULL,
+//	    groups        text[] NOT NULL DEFAULT '{}')  -- sorted group names (schema v3)
+//	session_auth_secrets (name text PRIMARY KEY, value bytea, updated_at timestamptz)
 //	trigger session_auth_users_notify: pg_notify('session_auth_users', id) on
 //	every INSERT, UPDATE, DELETE ('*' on TRUNCATE), in the writing transaction.
 //

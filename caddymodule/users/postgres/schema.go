@@ -68,6 +68,11 @@ CREATE TABLE session_auth_secrets (
 	updated_at timestamptz NOT NULL DEFAULT now()
 );
 `,
+	// 3: the user's groups (names, sorted and without repeats), read with
+	// the user in the same row.
+	`
+ALTER TABLE session_auth_users ADD COLUMN groups text[] NOT NULL DEFAULT '{}';
+`,
 }
 
 // SchemaVersion is the newest schema version this package knows.

@@ -334,15 +334,18 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) e
 	return nil
 }
 
-const userColumns = `id, username, email, password_hash, is_active, is_superuser, is_staff, date_joined, last_login, session_epoch`
+const userColumns = `id, username, email, password_hash, is_active, is_superuser, is_staff, date_joined, last_login, session_epoch, groups`
 
 func scanUser(row pgx.Row, u *users.User) error {
 	var joined, last pgtype.Timestamptz
 	if err := row.Scan(&u.ID, &u.Username, &u.Email, &u.PasswordHash, &u.IsActive, &u.IsSuperuser, &u.IsStaff,
-		&joined, &last, &u.SessionEpoch); err != nil {
+		&joined, &last, &u.SessionEpoch, &u.Groups); err != nil {
 		return err
 	}
 	u.DateJoined, u.LastLogin = fromTimestamptz(joined), fromTimestamptz(last)
+	if len(u.Groups) == 0 {
+		u.Groups = nil // '{}' reads as an empty slice
+	}
 	return nil
 }
 
@@ -435,6 +438,7 @@ func prepare(rec *users.User, now time.Time) (string, error) {
 		rec.DateJoined = now
 	}
 	rec.DateJoined, rec.LastLogin = users.StoredTime(rec.DateJoined), users.StoredTime(rec.LastLogin)
+	rec.Groups = users.SortGroups(rec.Groups)
 	if rec.ID < 0 {
 		return "", fmt.Errorf("%w: id %d is not positive", users.ErrInvalidUser, rec.ID)
 	}
@@ -447,11 +451,11 @@ func prepare(rec *users.User, now time.Time) (string, error) {
 
 const (
 	insertWithID = `INSERT INTO session_auth_users (id, username, username_key, email, password_hash,
-		is_active, is_superuser, is_staff, date_joined, last_login, session_epoch)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
+		is_active, is_superuser, is_staff, date_joined, last_login, session_epoch, groups)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
 	insertNoID = `INSERT INTO session_auth_users (username, username_key, email, password_hash,
-		is_active, is_superuser, is_staff, date_joined, last_login, session_epoch)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`
+		is_active, is_superuser, is_staff, date_joined, last_login, session_epoch, groups)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`
 
 	// lockForIDs keeps other writers (and so nextval in their inserts)
 	// out until the transaction ends, so that moving the sequence past
@@ -465,7 +469,16 @@ const (
 
 func insertArgs(u *users.User, key string) []any {
 	return []any{u.Username, key, u.Email, u.PasswordHash, u.IsActive, u.IsSuperuser, u.IsStaff,
-		timestamptz(u.DateJoined), timestamptz(u.LastLogin), u.SessionEpoch}
+		timestamptz(u.DateJoined), timestamptz(u.LastLogin), u.SessionEpoch, groupsArg(u.Groups)}
+}
+
+// groupsArg is the groups as a text[] argument: '{}' when there are none
+// (a nil slice would be NULL).
+func groupsArg(groups []string) []string {
+	if groups == nil {
+		return []string{}
+	}
+	return groups
 }
 
 // Create implements users.Store.
@@ -544,9 +557,10 @@ func (s *Store) Update(ctx context.Context, id int64, fn func(u *users.User) err
 			return fmt.Errorf("%w: empty username", users.ErrInvalidUser)
 		}
 		u.DateJoined, u.LastLogin = users.StoredTime(u.DateJoined), users.StoredTime(u.LastLogin)
+		u.Groups = users.SortGroups(u.Groups)
 		_, err = tx.Exec(ctx, `UPDATE session_auth_users SET username = $2, username_key = $3, email = $4,
 			password_hash = $5, is_active = $6, is_superuser = $7, is_staff = $8, date_joined = $9,
-			last_login = $10, session_epoch = $11 WHERE id = $1`, append([]any{id}, insertArgs(u, key)...)...)
+			last_login = $10, session_epoch = $11, groups = $12 WHERE id = $1`, append([]any{id}, insertArgs(u, key)...)...)
 		if err != nil {
 			return s.dbErr(ctx, "updating a user", err)
 		}

@@ -261,3 +261,38 @@ func TestConcurrentCreatesAcrossInstances(t *testing.T) {
 		t.Fatalf("%d creates succeeded, want 1", ok)
 	}
 }
+
+// A database at schema version 2 (before groups) is migrated with its users
+// kept: they read with no groups, and groups can be given to them.
+func TestMigrationAddsGroups(t *testing.T) {
+	db := testpg.New(t)
+	c := db.Conn(t)
+	if _, err := c.Exec(bg, createSchemaTable); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if _, err := c.Exec(bg, migrations[i]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Exec(bg, "INSERT INTO session_auth_schema (version) VALUES ($1)", i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Exec(bg, `INSERT INTO session_auth_users (id, username, username_key, email, password_hash,
+		is_active, is_superuser, is_staff, session_epoch) VALUES (5, 'Old', 'old', 'o@x', 'h', true, false, true, 3)`); err != nil {
+		t.Fatal(err)
+	}
+	s := openOn(t, db.URL, Options{})
+	u := mustByID(t, s, 5)
+	if u.Username != "Old" || !u.IsStaff || u.SessionEpoch != 3 || u.Groups != nil {
+		t.Fatalf("migrated user = %+v", u)
+	}
+	got, err := s.Update(bg, 5, func(u *users.User) error { u.Groups = []string{"b", "a"}; return nil })
+	if err != nil || fmt.Sprint(got.Groups) != "[a b]" {
+		t.Fatalf("Update groups: %+v %v", got, err)
+	}
+	var stored []string
+	if err := c.QueryRow(bg, "SELECT groups FROM session_auth_users WHERE id = 5").Scan(&stored); err != nil || fmt.Sprint(stored) != "[a b]" {
+		t.Errorf("groups column = %q %v", stored, err)
+	}
+}

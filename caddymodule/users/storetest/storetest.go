@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -55,6 +56,8 @@ func Run(t *testing.T, open func(t *testing.T) users.Store) {
 		{"ConcurrentCreatesOfOneName", testConcurrentCreate},
 		{"ConcurrentUpdatesLoseNothing", testConcurrentUpdate},
 		{"ConcurrentReadersAndWriter", testConcurrentReaders},
+		{"Groups", testGroups},
+		{"GroupsAreCopies", testGroupsCopies},
 		{"Secrets", testSecrets},
 		{"SecretsAgreeUnderConcurrency", testSecretsConcurrent},
 	} {
@@ -94,7 +97,7 @@ func mustUpdate(t *testing.T, s users.Store, id int64, fn func(u *users.User)) *
 // must be in UTC, to the microsecond, without a monotonic reading).
 func same(t *testing.T, got, want *users.User) {
 	t.Helper()
-	if *got != *want {
+	if !users.Equal(got, want) {
 		t.Errorf("user differs\n got  %+v\n want %+v", *got, *want)
 	}
 }
@@ -729,6 +732,85 @@ func testConcurrentReaders(t *testing.T, s users.Store) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// Groups are stored sorted, without repeats, exactly as spelled (case
+// and spaces kept), with the user, through every write.
+func testGroups(t *testing.T, s users.Store) {
+	in := []string{"editors", "Editors", "Content Editors", "editors", "東京", "a,b"}
+	want := []string{"Content Editors", "Editors", "a,b", "editors", "東京"}
+	u := mustCreate(t, s, &users.User{Username: "gina", Groups: in})
+	if !slices.Equal(u.Groups, want) {
+		t.Fatalf("Create returned groups %q, want %q", u.Groups, want)
+	}
+	mustByID(t, s, u.ID) // cached, where the backend caches
+	check := func(what string, want []string) {
+		t.Helper()
+		if got := mustByID(t, s, u.ID).Groups; !slices.Equal(got, want) {
+			t.Errorf("%s: ByID groups %q, want %q", what, got, want)
+		}
+		got, err := s.ByUsername(bg, "gina")
+		if err != nil || !slices.Equal(got.Groups, want) {
+			t.Errorf("%s: ByUsername groups %q (%v), want %q", what, got.Groups, err, want)
+		}
+		all, err := s.List(bg)
+		if err != nil || len(all) != 1 || !slices.Equal(all[0].Groups, want) {
+			t.Errorf("%s: List = %+v (%v), want groups %q", what, all, err, want)
+		}
+	}
+	check("after Create", want)
+	got := mustUpdate(t, s, u.ID, func(u *users.User) { u.Groups = append(u.Groups, "analysts", "analysts") })
+	want = append([]string{"Content Editors", "Editors", "a,b", "analysts"}, "editors", "東京")
+	if !slices.Equal(got.Groups, want) {
+		t.Errorf("Update returned groups %q, want %q", got.Groups, want)
+	}
+	check("after adding one", want)
+	got = mustUpdate(t, s, u.ID, func(u *users.User) { u.Groups = []string{} })
+	if got.Groups != nil {
+		t.Errorf("Update to no groups returned %q, want nil", got.Groups)
+	}
+	check("after removing all", nil)
+	if g := mustByID(t, s, u.ID).Groups; g != nil {
+		t.Errorf("no groups read back as %#v, want nil", g)
+	}
+	// Without groups at all, and through CreateMany.
+	if v := mustCreate(t, s, &users.User{Username: "hal"}); v.Groups != nil {
+		t.Errorf("user created without groups has %#v", v.Groups)
+	}
+	b := []*users.User{{Username: "ivy", Groups: []string{"z", "a", "z"}}, {ID: 40, Username: "jon", Groups: []string{"solo"}}}
+	if _, err := s.CreateMany(bg, b, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range b {
+		same(t, mustByID(t, s, u.ID), u)
+	}
+	if !slices.Equal(b[0].Groups, []string{"a", "z"}) {
+		t.Errorf("CreateMany reported groups %q", b[0].Groups)
+	}
+}
+
+// What a caller does to the Groups it passed in or got back never changes
+// the stored user.
+func testGroupsCopies(t *testing.T, s users.Store) {
+	in := []string{"b", "a"}
+	u := mustCreate(t, s, &users.User{Username: "kim", Groups: in})
+	in[0] = "changed"
+	u.Groups[0] = "changed too"
+	want := []string{"a", "b"}
+	for range 2 { // a miss, then a cache hit where the backend caches
+		a := mustByID(t, s, u.ID)
+		if !slices.Equal(a.Groups, want) {
+			t.Fatalf("ByID groups %q, want %q", a.Groups, want)
+		}
+		a.Groups[0] = "mallory"
+	}
+	got := mustUpdate(t, s, u.ID, func(*users.User) {})
+	got.Groups[1] = "changed again"
+	all, _ := s.List(bg)
+	all[0].Groups[0] = "and again"
+	if g := mustByID(t, s, u.ID).Groups; !slices.Equal(g, want) {
+		t.Errorf("groups became %q, want %q", g, want)
+	}
 }
 
 // secrets returns s as a users.Secrets, which every backend implements.

@@ -16,6 +16,7 @@
 package usercache
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
@@ -49,6 +50,10 @@ func (c *Cache) Get(id int64) (*users.User, uint64) {
 		return nil, gen
 	}
 	u := *snap
+	if snap.Groups != nil {
+		// The caller owns what it gets: its own Groups too.
+		u.Groups = slices.Clone(snap.Groups)
+	}
 	return &u, gen
 }
 
@@ -66,6 +71,7 @@ func (c *Cache) Put(u *users.User, gen uint64) {
 		return
 	}
 	snap := *u
+	snap.Groups = slices.Clone(u.Groups) // nil stays nil
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen != gen {
