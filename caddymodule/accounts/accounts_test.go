@@ -302,3 +302,82 @@ func isType[T error](err error) bool {
 	_, ok := errors.AsType[T](err)
 	return ok
 }
+
+func TestGroups(t *testing.T) {
+	backends(t, func(t *testing.T, s *accounts.Service) {
+		ctx := context.Background()
+		u := mustCreate(t, s, "gina")
+		got, changed, err := s.AddToGroup(ctx, u.ID, "  Content Editors ")
+		if err != nil || !changed || !slices.Equal(got.Groups, []string{"Content Editors"}) {
+			t.Fatalf("add: %+v %v %v", got, changed, err)
+		}
+		if _, changed, err := s.AddToGroup(ctx, u.ID, "Content Editors"); err != nil || changed {
+			t.Errorf("adding again: changed %v, %v", changed, err)
+		}
+		got, _, _ = s.AddToGroup(ctx, u.ID, "analysts")
+		if !slices.Equal(got.Groups, []string{"Content Editors", "analysts"}) {
+			t.Errorf("groups %q", got.Groups)
+		}
+		// Names are exact: another case is another group.
+		if read, _ := s.Store.ByID(ctx, u.ID); read.InGroup("content editors") || !read.InGroup("analysts") {
+			t.Errorf("InGroup: %q", read.Groups)
+		}
+		for _, bad := range []struct{ name, msg string }{
+			{"", accounts.MsgBlank}, {"   ", accounts.MsgBlank}, {"a,b", accounts.MsgGroupNameInvalid},
+			{"tab\there", accounts.MsgGroupNameInvalid}, {"nl\nx", accounts.MsgGroupNameInvalid},
+			{strings.Repeat("g", 151), accounts.MsgGroupNameLong},
+		} {
+			_, _, err := s.AddToGroup(ctx, u.ID, bad.name)
+			if fe := fieldErrs(t, err); !slices.Contains(fe.Messages("group"), bad.msg) {
+				t.Errorf("AddToGroup(%q): %v, want %q", bad.name, err, bad.msg)
+			}
+		}
+		if _, _, err := s.AddToGroup(ctx, u.ID, strings.Repeat("é", 150)); err != nil {
+			t.Errorf("150 characters refused: %v", err)
+		}
+		got, changed, err = s.RemoveFromGroup(ctx, u.ID, " analysts ")
+		if err != nil || !changed || slices.Contains(got.Groups, "analysts") {
+			t.Fatalf("remove: %+v %v %v", got, changed, err)
+		}
+		if _, changed, err := s.RemoveFromGroup(ctx, u.ID, "analysts"); err != nil || changed {
+			t.Errorf("removing again: changed %v, %v", changed, err)
+		}
+		if _, _, err := s.AddToGroup(ctx, 999, "x"); !errors.Is(err, accounts.ErrNotFound) {
+			t.Errorf("unknown user: %v", err)
+		}
+		if _, _, err := s.RemoveFromGroup(ctx, 999, "x"); !errors.Is(err, accounts.ErrNotFound) {
+			t.Errorf("unknown user: %v", err)
+		}
+		// Concurrent additions lose none.
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Go(func() {
+				if _, _, err := s.AddToGroup(ctx, u.ID, "g"+strings.Repeat("x", i)); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if read, _ := s.Store.ByID(ctx, u.ID); len(read.Groups) != 22 {
+			t.Errorf("after 20 concurrent additions: %d groups %q", len(read.Groups), read.Groups)
+		}
+	})
+}
+
+func TestImportGroups(t *testing.T) {
+	backends(t, func(t *testing.T, s *accounts.Service) {
+		ctx := context.Background()
+		in := []*users.User{{ID: 3, Username: "ann", PasswordHash: "!", Groups: []string{"editors", "Admins"}}}
+		if n, _, err := s.Import(ctx, in, false); err != nil || n != 1 {
+			t.Fatalf("import: %d %v", n, err)
+		}
+		if u, _ := s.Store.ByID(ctx, 3); !slices.Equal(u.Groups, []string{"Admins", "editors"}) {
+			t.Errorf("imported groups %q", u.Groups)
+		}
+		bad := []*users.User{{ID: 4, Username: "bo", PasswordHash: "!", Groups: []string{"a,b", " x"}}}
+		_, _, err := s.Import(ctx, bad, false)
+		if !isType[*accounts.InvalidError](err) || !strings.Contains(err.Error(), `group "a,b"`) || !strings.Contains(err.Error(), `group " x"`) {
+			t.Fatalf("bad group names: %v", err)
+		}
+	})
+}

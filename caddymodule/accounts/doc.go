@@ -11,6 +11,10 @@
 // which every request compares with the one its session recorded, so all
 // sessions of that user end at once without scanning a session store.
 //
+// Groups (AddToGroup, RemoveFromGroup) are names, as Django's auth_group
+// names them; a change applies on the user's next request, since the gate
+// reads the user on every request. They do not end sessions.
+//
 // The package knows nothing about HTTP or Caddy; callers map its errors
 // (*FieldErrors, ErrNotFound, ErrBadCredentials, *ConflictError,
 // *InvalidError) to their own answers.

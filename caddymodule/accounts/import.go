@@ -10,9 +10,9 @@ import (
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
 )
 
-// Import writes all the given users (ids, hashes, flags and dates kept) or
-// none. Usernames are normalised and must be valid and ids positive, else
-// *InvalidError. A user whose id or username (regardless of case) is
+// Import writes all the given users (ids, hashes, flags, dates and groups
+// kept) or none. Usernames are normalised and must be valid, group names
+// acceptable (GroupNameProblems) and ids positive, else *InvalidError. A user whose id or username (regardless of case) is
 // already taken is a conflict that aborts the import (*ConflictError);
 // with skipExisting, a user already present with the same id and username
 // is skipped instead (so re-running an import is a no-op), but any other
@@ -30,6 +30,11 @@ func (s *Service) Import(ctx context.Context, in []*users.User, skipExisting boo
 			problems = append(problems, fmt.Sprintf("id %d: empty username", u.ID))
 		} else if msgs := UsernameProblems(u.Username); len(msgs) > 0 {
 			problems = append(problems, fmt.Sprintf("id %d: username %q: %s", u.ID, u.Username, strings.Join(msgs, " ")))
+		}
+		for _, g := range u.Groups {
+			if msgs := GroupNameProblems(g); len(msgs) > 0 {
+				problems = append(problems, fmt.Sprintf("id %d (%q): group %q: %s", u.ID, u.Username, g, strings.Join(msgs, " ")))
+			}
 		}
 	}
 	if len(problems) > 0 {
