@@ -1,12 +1,15 @@
 // Package djangoimport reads a Django user table dump, the output of
 //
-//	python manage.py dumpdata auth.user
+//	python manage.py dumpdata auth.user auth.group [--natural-foreign]
 //
 // into [users.User] values: ids, usernames, emails, the is_active,
-// is_superuser and is_staff flags, date_joined, last_login and the password
-// hashes, which [passwords.Hasher] verifies as they are (and the login
-// upgrades to argon2id). first_name, last_name, groups and user_permissions
-// have no place in this module's user model and are dropped.
+// is_superuser and is_staff flags, date_joined, last_login, the names of
+// the user's groups and the password hashes, which [passwords.Hasher]
+// verifies as they are (and the login upgrades to argon2id). A user's
+// groups are referred to by natural key (["name"], with --natural-foreign)
+// or by id, which the dump's auth.group entries resolve to names.
+// first_name, last_name, user_permissions and the groups' permissions have
+// no place in this module's user model and are dropped.
 //
 // The package knows nothing about HTTP or Caddy; it does not decide whether a
 // username is acceptable (the caller applies the same rules as
@@ -27,8 +30,12 @@ import (
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
 )
 
-// Model is the dumpdata label of Django's user model.
-const Model = "auth.user"
+// Model is the dumpdata label of Django's user model, GroupModel that of
+// its groups.
+const (
+	Model      = "auth.user"
+	GroupModel = "auth.group"
+)
 
 // maxProblems bounds how many problems one error lists.
 const maxProblems = 20
@@ -38,6 +45,9 @@ type Dump struct {
 	// Users are the auth.user entries, in dump order, each with its
 	// Django id (pk) and password hash.
 	Users []*users.User
+
+	// Groups counts the auth.group entries (used to resolve group ids).
+	Groups int
 
 	// OtherModels counts the entries of other models, which are ignored
 	// (a dump of the whole database also works).
@@ -75,6 +85,13 @@ type fields struct {
 	IsStaff     *bool   `json:"is_staff"`
 	IsActive    *bool   `json:"is_active"`
 	DateJoined  *string `json:"date_joined"`
+	// Groups are ids (1) or natural keys (["editors"]).
+	Groups []json.RawMessage `json:"groups"`
+}
+
+// groupFields are auth.group's fields.
+type groupFields struct {
+	Name *string `json:"name"`
 }
 
 // Parse reads a dumpdata JSON array. Every problem found (a malformed entry,
@@ -99,17 +116,45 @@ func Parse(r io.Reader) (*Dump, error) {
 	problem := func(format string, args ...any) {
 		problems = append(problems, fmt.Sprintf(format, args...))
 	}
+	// Groups first: dumpdata writes auth.user before auth.group.
+	groupNames := make(map[int64]string)
+	for i, e := range entries {
+		if !strings.EqualFold(e.Model, GroupModel) {
+			continue
+		}
+		d.Groups++
+		id, name, err := parseGroup(e)
+		if err != nil {
+			problem("entry %d (%s): %v", i+1, GroupModel, err)
+			continue
+		}
+		if id == 0 { // --natural-primary: referred to by name only
+			continue
+		}
+		if prev, dup := groupNames[id]; dup {
+			problem("entry %d (%s): pk %d is also group %q", i+1, GroupModel, id, prev)
+			continue
+		}
+		groupNames[id] = name
+	}
 	byID := make(map[int64]string)
 	byKey := make(map[string]string)
 	for i, e := range entries {
+		if strings.EqualFold(e.Model, GroupModel) {
+			continue
+		}
 		if !strings.EqualFold(e.Model, Model) {
 			d.OtherModels++
 			continue
 		}
 		where := fmt.Sprintf("entry %d", i+1)
-		u, err := parseUser(e)
+		u, refs, err := parseUser(e)
 		if err != nil {
 			problem("%s: %v", where, err)
+			continue
+		}
+		if u.Groups, err = resolveGroups(refs, groupNames, d.Groups > 0); err != nil {
+			problem("%s (pk %d, username %q): %v", where, u.ID, u.Username, err)
 			continue
 		}
 		where = fmt.Sprintf("entry %d (pk %d, username %q)", i+1, u.ID, u.Username)
@@ -134,26 +179,73 @@ func Parse(r io.Reader) (*Dump, error) {
 	return d, nil
 }
 
-func parseUser(e entry) (*users.User, error) {
+// parseGroup reads an auth.group entry: its id (0 when the dump was made
+// with --natural-primary) and name.
+func parseGroup(e entry) (int64, string, error) {
+	var id int64
+	if pk := string(bytes.TrimSpace(e.PK)); pk != "" && pk != "null" {
+		var err error
+		if id, err = parsePK(e.PK); err != nil {
+			return 0, "", err
+		}
+	}
+	var f groupFields
+	if len(e.Fields) == 0 || json.Unmarshal(e.Fields, &f) != nil || f.Name == nil || *f.Name == "" {
+		return 0, "", errors.New("no group name")
+	}
+	return id, *f.Name, nil
+}
+
+// resolveGroups turns a user's group references into names: a natural key
+// (["name"]) is the name, an id is looked up among the dump's groups.
+func resolveGroups(refs []json.RawMessage, names map[int64]string, dumpedGroups bool) ([]string, error) {
+	var out []string
+	for _, raw := range refs {
+		var key []string
+		if err := json.Unmarshal(raw, &key); err == nil {
+			if len(key) != 1 || key[0] == "" {
+				return nil, fmt.Errorf("group %s is not a natural key of %s ([\"name\"])", raw, GroupModel)
+			}
+			out = append(out, key[0])
+			continue
+		}
+		id, err := parsePK(raw)
+		if err != nil {
+			return nil, fmt.Errorf("group %s is neither an id nor a natural key", raw)
+		}
+		name, ok := names[id]
+		if !ok {
+			if !dumpedGroups {
+				return nil, fmt.Errorf("group id %d: the dump has no %s entries to name it: dump them too "+
+					"(python manage.py dumpdata auth.user auth.group), or use --natural-foreign", id, GroupModel)
+			}
+			return nil, fmt.Errorf("group id %d is not among the dump's %s entries", id, GroupModel)
+		}
+		out = append(out, name)
+	}
+	return users.SortGroups(out), nil
+}
+
+func parseUser(e entry) (*users.User, []json.RawMessage, error) {
 	id, err := parsePK(e.PK)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(e.Fields) == 0 || string(e.Fields) == "null" {
-		return nil, errors.New(`no "fields"`)
+		return nil, nil, errors.New(`no "fields"`)
 	}
 	var f fields
 	if err := json.Unmarshal(e.Fields, &f); err != nil {
-		return nil, fmt.Errorf("fields: %v", err)
+		return nil, nil, fmt.Errorf("fields: %v", err)
 	}
 	if f.Username == nil || *f.Username == "" {
-		return nil, errors.New("no username")
+		return nil, nil, errors.New("no username")
 	}
 	if f.Password == nil {
-		return nil, errors.New("no password field")
+		return nil, nil, errors.New("no password field")
 	}
 	if f.DateJoined == nil {
-		return nil, errors.New("no date_joined")
+		return nil, nil, errors.New("no date_joined")
 	}
 	u := &users.User{
 		ID:           id,
@@ -174,14 +266,14 @@ func parseUser(e entry) (*users.User, error) {
 		u.IsStaff = *f.IsStaff
 	}
 	if u.DateJoined, err = parseTime(*f.DateJoined); err != nil {
-		return nil, fmt.Errorf("date_joined: %v", err)
+		return nil, nil, fmt.Errorf("date_joined: %v", err)
 	}
 	if f.LastLogin != nil {
 		if u.LastLogin, err = parseTime(*f.LastLogin); err != nil {
-			return nil, fmt.Errorf("last_login: %v", err)
+			return nil, nil, fmt.Errorf("last_login: %v", err)
 		}
 	}
-	return u, nil
+	return u, f.Groups, nil
 }
 
 // parsePK accepts a positive integer primary key.

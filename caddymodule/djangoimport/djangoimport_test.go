@@ -3,6 +3,7 @@ package djangoimport
 import (
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,14 +90,15 @@ func TestParseProblems(t *testing.T) {
 func TestParseDefaultsAndOtherModels(t *testing.T) {
 	d, err := Parse(strings.NewReader(`[
 		{"model":"auth.group","pk":1,"fields":{"name":"staff"}},
+		{"model":"admin.logentry","pk":1,"fields":{}},
 		{"model":"auth.user","pk":7,"fields":{"username":"old","password":"md5$salt$00112233445566778899aabbccddeeff","date_joined":"2019-02-03 04:05:06.789"}},
 		{"model":"auth.user","pk":8,"fields":{"username":"x","password":"sha1$0123456789abcdef0123456789abcdef$weird","date_joined":"2019-02-03T04:05:06+02:00"}}
 	]`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.OtherModels != 1 || len(d.Users) != 2 {
-		t.Fatalf("others %d, users %d", d.OtherModels, len(d.Users))
+	if d.OtherModels != 1 || d.Groups != 1 || len(d.Users) != 2 {
+		t.Fatalf("others %d, groups %d, users %d", d.OtherModels, d.Groups, len(d.Users))
 	}
 	u := d.Users[0]
 	if !u.IsActive || u.IsStaff || u.IsSuperuser || u.Email != "" || !u.LastLogin.IsZero() {
@@ -128,3 +130,63 @@ func TestParseReadError(t *testing.T) {
 type failingReader struct{ err error }
 
 func (r failingReader) Read([]byte) (int, error) { return 0, r.err }
+
+// The groups of `dumpdata auth.user auth.group`, referred to by natural key
+// (--natural-foreign) or by id, come out as the same sorted names.
+func TestParseGroups(t *testing.T) {
+	for _, file := range []string{"testdata/auth_user_group_natural.json", "testdata/auth_user_group_ids.json"} {
+		t.Run(file, func(t *testing.T) {
+			f, err := os.Open(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			d, err := Parse(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(d.Users) != 6 || d.Groups != 4 || d.OtherModels != 0 {
+				t.Fatalf("%d users, %d groups, %d others; want 6, 4, 0", len(d.Users), d.Groups, d.OtherModels)
+			}
+			want := map[string][]string{
+				"alice": {"editors"}, "bob": {"Content Editors", "editors"}, "carol": nil, "dave": nil,
+				"Zoë.Ōsaka_東京": {"Content Editors", "東京 staff"}, "eve": nil,
+			}
+			for _, u := range d.Users {
+				if !slices.Equal(u.Groups, want[u.Username]) {
+					t.Errorf("%s: groups %q, want %q", u.Username, u.Groups, want[u.Username])
+				}
+			}
+		})
+	}
+}
+
+func TestParseGroupProblems(t *testing.T) {
+	user := func(groups string) string {
+		return `{"model": "auth.user", "pk": 1, "fields": {"username": "a", "password": "!", "date_joined": "2020-01-01T00:00:00Z", "groups": ` + groups + `}}`
+	}
+	group := func(pk, name string) string {
+		return `{"model": "auth.group", "pk": ` + pk + `, "fields": {"name": ` + name + `, "permissions": []}}`
+	}
+	for _, tc := range []struct {
+		name, dump, want string
+	}{
+		{"ids without groups", `[` + user(`[1]`) + `]`, "dump them too"},
+		{"unknown id", `[` + user(`[2]`) + `,` + group("1", `"x"`) + `]`, "group id 2 is not among"},
+		{"bad key", `[` + user(`[["a", "b"]]`) + `]`, "not a natural key"},
+		{"bad ref", `[` + user(`[true]`) + `]`, "neither an id nor a natural key"},
+		{"group without name", `[` + group("1", `""`) + `]`, "no group name"},
+		{"duplicate group pk", `[` + group("1", `"x"`) + `,` + group("1", `"y"`) + `]`, `pk 1 is also group "x"`},
+	} {
+		_, err := Parse(strings.NewReader(tc.dump))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	// Natural keys need no auth.group entries; groups dumped with
+	// --natural-primary (no pk) are fine too.
+	d, err := Parse(strings.NewReader(`[` + user(`[["b"], ["a"], ["b"]]`) + `,{"model": "auth.group", "fields": {"name": "b"}}]`))
+	if err != nil || !slices.Equal(d.Users[0].Groups, []string{"a", "b"}) || d.Groups != 1 {
+		t.Fatalf("natural keys: %+v %v", d, err)
+	}
+}

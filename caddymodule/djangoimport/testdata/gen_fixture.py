@@ -1,9 +1,12 @@
 #!/usr/bin/python3
-"""Regenerates auth_user.json, the dump the import tests read.
+"""Regenerates the dumps the import tests read.
 
 Runs a throwaway Django project (sqlite) in a temporary directory, creates the
 users below with Django's own hashers, and writes the output of
-`manage.py dumpdata auth.user --indent 2` next to this script.
+`manage.py dumpdata auth.user --indent 2` next to this script (auth_user.json);
+then puts users in groups and writes `dumpdata auth.user auth.group` with
+--natural-foreign (auth_user_group_natural.json) and without
+(auth_user_group_ids.json).
 
 Needs Debian's Django and hasher libraries (not a virtualenv's):
 
@@ -22,6 +25,8 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "auth_user.json")
+OUT_NATURAL = os.path.join(HERE, "auth_user_group_natural.json")
+OUT_IDS = os.path.join(HERE, "auth_user_group_ids.json")
 
 SETTINGS_EXTRA = '''
 PASSWORD_HASHERS = [
@@ -64,6 +69,22 @@ eve.set_unusable_password()
 eve.save()
 '''
 
+# Groups, made after auth_user.json is written. Ids: editors 1,
+# "Content Editors" 2 (with a permission, which the import ignores),
+# "東京 staff" 3, empty 4.
+GROUPS = r'''
+from django.contrib.auth.models import Group, Permission, User
+
+editors = Group.objects.create(name="editors")
+content = Group.objects.create(name="Content Editors")
+content.permissions.add(Permission.objects.get(codename="change_user"))
+tokyo = Group.objects.create(name="東京 staff")
+Group.objects.create(name="empty")
+User.objects.get(username="alice").groups.add(editors)
+User.objects.get(username="bob").groups.add(editors, content)
+User.objects.get(username="Zoë.Ōsaka_東京").groups.add(content, tokyo)
+'''
+
 
 def run(*args, cwd):
     subprocess.run([sys.executable, *args], cwd=cwd, check=True)
@@ -78,9 +99,14 @@ def main():
         run("manage.py", "migrate", "--verbosity", "0", cwd=tmp)
         run("manage.py", "shell", "--command", USERS, cwd=tmp)
         run("manage.py", "dumpdata", "auth.user", "--indent", "2", "--output", OUT, cwd=tmp)
+        run("manage.py", "shell", "--command", GROUPS, cwd=tmp)
+        run("manage.py", "dumpdata", "auth.user", "auth.group", "--natural-foreign", "--indent", "2",
+            "--output", OUT_NATURAL, cwd=tmp)
+        run("manage.py", "dumpdata", "auth.user", "auth.group", "--indent", "2", "--output", OUT_IDS, cwd=tmp)
     finally:
         shutil.rmtree(tmp)
-    print("wrote", OUT)
+    for out in (OUT, OUT_NATURAL, OUT_IDS):
+        print("wrote", out)
 
 
 if __name__ == "__main__":
