@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"path"
 	"strings"
+
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/rules"
 )
 
 // isPublic reports whether the request may pass without a session. Only a
@@ -14,7 +16,7 @@ import (
 // encoded separators or an encoded `?`, `#` or `%`, it must not be able to
 // resolve a "public" request to a protected resource.
 func (s *SessionAuth) isPublic(r *http.Request) bool {
-	if len(s.public) == 0 || !canonicalPath(r.URL) {
+	if len(s.public) == 0 || !rules.Canonical(r.URL) {
 		return false
 	}
 	// Caddy's matcher ignores case; an upstream may not, so the pattern
@@ -58,28 +60,6 @@ func matchesCase(patterns []string, p string) bool {
 		}
 	}
 	return false
-}
-
-func canonicalPath(u *url.URL) bool {
-	p := u.Path
-	// p is decoded: a `?`, `#` or `%` in it was sent encoded.
-	if p == "" || p[0] != '/' || strings.Contains(p, "//") || strings.ContainsAny(p, "\\;\x00?#%") {
-		return false
-	}
-	for seg := range strings.SplitSeq(p[1:], "/") {
-		if seg == "." || seg == ".." {
-			return false
-		}
-	}
-	if raw := u.RawPath; raw != "" {
-		lower := strings.ToLower(raw)
-		for _, enc := range []string{"%2f", "%2e", "%5c", "%00", "%3b"} {
-			if strings.Contains(lower, enc) {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // wantsLoginRedirect: a browser navigation without a session is sent to the
