@@ -33,6 +33,9 @@ func init() {
 //	POST /session-auth/delete-user     userRequest
 //	POST /session-auth/import-django   importRequest
 //	POST /session-auth/unban           userRequest
+//	POST /session-auth/add-to-group    groupRequest
+//	POST /session-auth/remove-from-group groupRequest
+//	POST /session-auth/rotate-key      {}
 //
 // Each takes ?users_db=<path> to choose among several open users databases.
 // Errors are Caddy's admin API errors: {"error":"…"} with a 4xx or 5xx.
@@ -111,6 +114,23 @@ var adminOps = map[string]adminOp{
 	"unban": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r userRequest) (any, error) {
 		return ua.unban(ctx, r)
 	})},
+	// groupadmin.go
+	"add-to-group": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r groupRequest) (any, error) {
+		return ua.addToGroup(ctx, r)
+	})},
+	"remove-from-group": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r groupRequest) (any, error) {
+		return ua.removeFromGroup(ctx, r)
+	})},
+	"rotate-key": {http.MethodPost, func(ctx context.Context, ua storeAdmin, body []byte) (any, error) {
+		if b := bytes.TrimSpace(body); len(b) > 0 && string(b) != "{}" {
+			return nil, badRequest("rotate-key takes no parameters (an empty body or {})")
+		}
+		res, err := ua.rotateKey(ctx)
+		if err == nil {
+			keyRotations.Add(1) // this process's handlers sign with the new key at once
+		}
+		return res, err
+	}},
 }
 
 func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
@@ -156,6 +176,8 @@ func (a *adminAPI) audit(op string, result any) {
 		}
 	case *importResult:
 		a.logger.Info(op, zap.Int("imported", res.Imported), zap.Int("skipped", res.Skipped))
+	case *rotateKeyResult:
+		a.logger.Info(op, zap.String("kid", res.KeyID))
 	}
 }
 

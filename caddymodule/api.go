@@ -54,6 +54,12 @@ func (s *SessionAuth) buildRoutes() (map[string]endpoint, error) {
 		{s.HealthPath, endpoint{raw: func(s *SessionAuth, w http.ResponseWriter, r *http.Request) { s.health.serve(w, r) }}},
 		{p + "/" + s.LoginPage, endpoint{raw: func(s *SessionAuth, w http.ResponseWriter, r *http.Request) { s.page.serve(w, r) }}},
 	}
+	if s.IdentityToken != nil {
+		list = append(list, struct {
+			path string
+			ep   endpoint
+		}{p + "/jwks/", endpoint{raw: (*SessionAuth).serveJWKS}})
+	}
 	routes := make(map[string]endpoint, len(list))
 	for _, rt := range list {
 		if _, taken := routes[rt.path]; taken {

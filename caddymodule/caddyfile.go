@@ -39,7 +39,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_body_size        <size>
 //	    hash_concurrency     <n>
 //	    db_lock_timeout      <duration>
-//	    identity_headers     <user_id> <username> <email>
+//	    identity_headers     <user_id> <username> <email> [<groups>]
 //	    login_throttle       off | <user_failures> <ip_failures> <window> <ban>
 //	    login_lockout        off | <failures> <window> [<ban>]
 //	    register_throttle    off | <count> <window>
@@ -49,6 +49,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    login_page           <path>
 //	    registration         open | closed
 //	    health_path          <path>
+//	    require              <who…> [<METHOD…>] <path_pattern…>
+//	    identity_token       [<header>]
+//	    identity_token_issuer   <issuer>
+//	    identity_token_audience <audience>
+//	    identity_token_key   <pem_file> [<old_pem_file>…]
 //	}
 //
 // `login_redirect` with no URL uses the built-in sign-in page.
@@ -60,6 +65,7 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	tokenOn := false
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "users_db":
@@ -188,15 +194,26 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "identity_headers":
 			var ih IdentityHeaders
-			if !d.AllArgs(&ih.UserID, &ih.Username, &ih.Email) {
+			args := d.RemainingArgs()
+			if len(args) != 3 && len(args) != 4 {
 				return d.ArgErr()
+			}
+			ih.UserID, ih.Username, ih.Email = args[0], args[1], args[2]
+			if len(args) == 4 {
+				ih.Groups = args[3]
 			}
 			s.IdentityHeaders = &ih
 		default:
-			return d.Errf("unknown session_auth subdirective %q", d.Val())
+			handled, err := s.unmarshalPermissions(d, &tokenOn) // caddyfile_perms.go
+			if err != nil {
+				return err
+			}
+			if !handled {
+				return d.Errf("unknown session_auth subdirective %q", d.Val())
+			}
 		}
 	}
-	return nil
+	return s.finishPermissions(d, tokenOn)
 }
 
 // optionalArg reads `[<value>]` into dst, def when absent; false if there

@@ -43,7 +43,7 @@ const dbOpenTimeout = 2 * time.Second
 
 const commandLong = `
 Creates, changes, lists, imports and unbans the users of the session_auth
-handler.
+handler, manages their groups, and rotates the identity token's key.
 
 Every subcommand works in one of two ways:
 
@@ -83,6 +83,7 @@ func configureCommand(cmd *cobra.Command) {
 		createUserCommand(), setPasswordCommand(),
 		setActiveCommand(false), setActiveCommand(true),
 		deleteUserCommand(), listUsersCommand(), importDjangoCommand(), unbanCommand(),
+		groupCommand(true), groupCommand(false), rotateKeyCommand(), // groupadmin.go
 	} {
 		sub.Args = cobra.NoArgs
 		if sub.Name() == "import-django" {
@@ -279,7 +280,8 @@ func listUsersCommand() *cobra.Command {
 		Long: `
 Lists the users by id, as a table or, with --json, as a JSON array of
 objects with id, username, email, is_active, is_superuser, is_staff,
-date_joined and last_login (RFC 3339 in UTC; null if never logged in).
+date_joined and last_login (RFC 3339 in UTC; null if never logged in) and
+groups (an array of names).
 `,
 		Example: `  caddy session-auth list-users --config Caddyfile
   caddy session-auth list-users --db ./data/users.db --json | jq -r '.[].username'`,
@@ -309,11 +311,12 @@ func importDjangoCommand() *cobra.Command {
 		Long: `
 Imports the users of a Django project from the output of
 
-    python manage.py dumpdata auth.user > users.json
+    python manage.py dumpdata auth.user auth.group > users.json
 
 ('-' reads standard input). Ids, usernames, emails, is_active,
-is_superuser, is_staff, date_joined, last_login and the password hashes are
-kept: users log in with their old passwords (Django's pbkdf2_sha256,
+is_superuser, is_staff, date_joined, last_login, the names of their groups
+(referred to by natural key with --natural-foreign, or by id, which the
+auth.group entries name) and the password hashes are kept: users log in with their old passwords (Django's pbkdf2_sha256,
 pbkdf2_sha1, argon2, bcrypt_sha256 and bcrypt hashes are understood), and
 their hash is upgraded to argon2id on their first login. New users get ids
 after the largest imported one.
@@ -344,7 +347,7 @@ import again is harmless; other conflicts still abort.
 			}
 			errOut := cmd.ErrOrStderr()
 			if dump.OtherModels > 0 {
-				fmt.Fprintf(errOut, "note: ignored %d entries of models other than %s\n", dump.OtherModels, djangoimport.Model)
+				fmt.Fprintf(errOut, "note: ignored %d entries of models other than %s and %s\n", dump.OtherModels, djangoimport.Model, djangoimport.GroupModel)
 			}
 			if n := len(dump.Unverifiable); n > 0 {
 				fmt.Fprintf(errOut, "warning: %d user(s) cannot log in with a password until one is set with set-password:\n", n)
@@ -401,7 +404,7 @@ func printWarnings(cmd *cobra.Command, warnings []string) {
 
 func printTable(w io.Writer, list []userInfo) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tACTIVE\tSUPERUSER\tSTAFF\tJOINED (UTC)\tLAST LOGIN (UTC)")
+	fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tACTIVE\tSUPERUSER\tSTAFF\tJOINED (UTC)\tLAST LOGIN (UTC)\tGROUPS")
 	yes := func(b bool) string {
 		if b {
 			return "yes"
@@ -414,8 +417,12 @@ func printTable(w io.Writer, list []userInfo) error {
 		if u.LastLogin != nil {
 			last = u.LastLogin.Format(layout)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.ID, u.Username, u.Email,
-			yes(u.IsActive), yes(u.IsSuperuser), yes(u.IsStaff), u.DateJoined.Format(layout), last)
+		groups := strings.Join(u.Groups, ",")
+		if groups == "" {
+			groups = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.ID, u.Username, u.Email,
+			yes(u.IsActive), yes(u.IsSuperuser), yes(u.IsStaff), u.DateJoined.Format(layout), last, groups)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -8,4 +8,4 @@ func StripIdentity(h http.Header) {
 	defaultNames.stripIdentity(h)
 }
 
-var defaultNames = newHeaderNames("X-Auth-User-Id", "X-Auth-Username", "X-Auth-Email")
+var defaultNames = newHeaderNames("X-Auth-User-Id", "X-Auth-Username", "X-Auth-Email", "X-Auth-Groups", "")

@@ -3,13 +3,15 @@ package caddymodule
 import (
 	"crypto/tls"
 	"net/http"
-	"strconv"
 )
 
 // forwardAuth answers `<prefix>/auth/` for another proxy's auth subrequest
 // (Caddy's forward_auth, nginx auth_request, Traefik ForwardAuth): 200 with
-// the identity headers for a live session, else the JSON 403 (or, for a
-// browser navigation with login_redirect set, 302 to the sign-in page).
+// the identity headers (and the identity token) for a live session that
+// the require rules let through, judged on X-Forwarded-Method and
+// X-Forwarded-Uri (unknown: every rule may apply); else the JSON 403 (or,
+// for a browser navigation without a session and with login_redirect set,
+// 302 to the sign-in page).
 // The original method and URI come from X-Forwarded-Method/-Uri, the
 // original origin from X-Forwarded-Host/-Proto, so unsafe requests and
 // WebSocket handshakes are held to the cross-site rules as on the gate.
@@ -42,7 +44,14 @@ func (s *SessionAuth) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := auth.who.user
-	s.strip.setIdentity(w.Header(), strconv.FormatInt(u.ID, 10), u)
+	if !s.rules.AllowsTarget(u, original, forwardedTarget(r), r.Header) {
+		writeJSON(w, http.StatusForbidden, bodyPermissionDenied)
+		return
+	}
+	if err := s.forwardAuthIdentity(w, r, u); err != nil {
+		s.storeFailure(w, "signing the identity token", err)
+		return
+	}
 	writeValue(w, http.StatusOK, userJSON{u.ID, u.Username, u.Email})
 }
 

@@ -16,6 +16,8 @@ var spoofed = map[string]string{
 	"X_Auth_Email":    "evil@example.com",
 	"X_AUTH_USER_ID":  "998",
 	"x-AUTH_username": "root",
+	"X-Auth-Groups":   "admins",
+	"x_auth_GROUPS":   "admins",
 }
 
 func TestGate(t *testing.T) {
@@ -41,7 +43,7 @@ func TestGate(t *testing.T) {
 			t.Fatalf("gated GET: %d %s", r.StatusCode, r.body)
 		}
 		e := r.echo(t)
-		want := map[string]string{"X-Auth-User-Id": "1", "X-Auth-Username": "gated", "X-Auth-Email": "gated@example.com"}
+		want := map[string]string{"X-Auth-User-Id": "1", "X-Auth-Username": "gated", "X-Auth-Email": "gated@example.com", "X-Auth-Groups": ""}
 		for k, v := range want {
 			if got := e.Headers[k]; len(got) != 1 || got[0] != v {
 				t.Errorf("upstream got %s = %v, want [%s]", k, got, v)
@@ -49,7 +51,7 @@ func TestGate(t *testing.T) {
 		}
 		for k := range e.Headers {
 			n := strings.ReplaceAll(strings.ToLower(k), "_", "-")
-			if strings.HasPrefix(n, "x-auth-") && want[k] == "" {
+			if _, ok := want[k]; strings.HasPrefix(n, "x-auth-") && !ok {
 				t.Errorf("spoofed header %s reached the upstream: %v", k, e.Headers[k])
 			}
 		}

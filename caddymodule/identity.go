@@ -16,17 +16,25 @@ import (
 // caught: CGI-style backends (PHP, WSGI) read X_Auth_User_Id, and PHP also
 // X.Auth.User.Id, as X-Auth-User-Id.
 type headerNames struct {
-	userID, username, email string // canonical names we set
-	normal                  []string
+	userID, username, email, groups string // canonical names we set
+	token                           string // the identity token's, "" if off
+	normal                          []string
 }
 
-func newHeaderNames(userID, username, email string) headerNames {
+// newHeaderNames: token is the identity token's header, "" when off.
+func newHeaderNames(userID, username, email, groups, token string) headerNames {
 	n := headerNames{
 		userID:   http.CanonicalHeaderKey(userID),
 		username: http.CanonicalHeaderKey(username),
 		email:    http.CanonicalHeaderKey(email),
+		groups:   http.CanonicalHeaderKey(groups),
 	}
-	for _, h := range []string{userID, username, email} {
+	names := []string{userID, username, email, groups}
+	if token != "" {
+		n.token = http.CanonicalHeaderKey(token)
+		names = append(names, token)
+	}
+	for _, h := range names {
 		n.normal = append(n.normal, normalHeader(h))
 	}
 	return n
@@ -158,22 +166,31 @@ func (b *trailerStripper) Read(p []byte) (int, error) {
 }
 
 // setIdentity writes the identity headers into h (a request's, for the
-// upstream, or a response's, for forward-auth).
-func (n headerNames) setIdentity(h http.Header, id string, u *users.User) {
+// upstream, or a response's, for forward-auth): groups is the user's
+// groups joined with commas, token the identity token ("" if off).
+func (n headerNames) setIdentity(h http.Header, id, groups, token string, u *users.User) {
 	h[n.userID] = []string{id}
 	h[n.username] = []string{u.Username}
 	h[n.email] = []string{u.Email}
+	h[n.groups] = []string{groups}
+	if n.token != "" {
+		h[n.token] = []string{token}
+	}
 }
 
 // setIdentity hands the user's identity to the next handler: request
 // headers for the upstream and placeholders for the rest of the config.
-func (s *SessionAuth) setIdentity(r *http.Request, u *users.User) {
+func (s *SessionAuth) setIdentity(r *http.Request, u *users.User, token string) {
 	id := strconv.FormatInt(u.ID, 10)
-	s.strip.setIdentity(r.Header, id, u)
+	groups := strings.Join(u.Groups, ",")
+	s.strip.setIdentity(r.Header, id, groups, token, u)
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set("http.auth.user.id", id)
 		repl.Set("http.auth.user.username", u.Username)
 		repl.Set("http.auth.user.email", u.Email)
+		repl.Set("http.auth.user.groups", groups)
+		repl.Set("http.auth.user.is_staff", u.IsStaff)
+		repl.Set("http.auth.user.is_superuser", u.IsSuperuser)
 	}
 }
 

@@ -24,6 +24,7 @@ var metrics struct {
 
 	// Pre-resolved children for the per-request path: Inc is one atomic add.
 	gateAllowed, gatePublic, gateDenied, gateRedirected, gateCSRF, gateError prometheus.Counter
+	gateForbidden                                                            prometheus.Counter
 }
 
 // Label values.
@@ -49,7 +50,7 @@ func initMetrics(registry *prometheus.Registry) error {
 		}, []string{"result"})
 		metrics.gate = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "gate_decisions_total",
-			Help: "Gate decisions on proxied paths: allowed, public, denied, redirected (to sign in), csrf_failed, error.",
+			Help: "Gate decisions on proxied paths: allowed, public, denied, redirected (to sign in), csrf_failed, forbidden (a require rule), error.",
 		}, []string{"result"})
 		metrics.throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "throttled_requests_total",
@@ -74,6 +75,7 @@ func initMetrics(registry *prometheus.Registry) error {
 		metrics.gateRedirected = metrics.gate.WithLabelValues("redirected")
 		metrics.gateCSRF = metrics.gate.WithLabelValues("csrf_failed")
 		metrics.gateError = metrics.gate.WithLabelValues("error")
+		metrics.gateForbidden = metrics.gate.WithLabelValues("forbidden")
 	})
 	if registry == nil {
 		return nil

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/passwords"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/rules"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/sessions"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
 )
@@ -170,6 +171,18 @@ type SessionAuth struct {
 	// Default: "open".
 	Registration string `json:"registration,omitempty"`
 
+	// Rules say which logged-in users may make a gated request (the
+	// Caddyfile's require lines), in order: the first whose methods and
+	// path patterns match decides; a request no rule matches is open to
+	// every logged-in user; superusers pass every rule. A refused user
+	// gets 403 {"detail": "You do not have permission to perform this
+	// action."}. See package rules for how paths are matched.
+	Rules []rules.Spec `json:"rules,omitempty"`
+
+	// IdentityToken, if set, adds a signed JWT with the user's identity to
+	// forwarded requests and forward-auth answers. See IdentityToken.
+	IdentityToken *IdentityToken `json:"identity_token,omitempty"`
+
 	logger    *zap.Logger
 	db        *sharedDB
 	dbKey     string
@@ -190,6 +203,8 @@ type SessionAuth struct {
 	page      signinPage
 	health    *healthCheck
 	strip     headerNames
+	rules     *rules.Set   // nil: no rules
+	token     *tokenIssuer // nil: no identity token
 
 	// cookieWarned: an upstream's Set-Cookie for our cookies was logged
 	// (cookieguard.go).
@@ -201,6 +216,9 @@ type IdentityHeaders struct {
 	UserID   string `json:"user_id,omitempty"`
 	Username string `json:"username,omitempty"`
 	Email    string `json:"email,omitempty"`
+	// Groups carries the user's groups, comma-separated (empty when none).
+	// Default: X-Auth-Groups.
+	Groups string `json:"groups,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -239,7 +257,15 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 		return err
 	}
 	s.redirects = slashless(s.routes)
-	s.strip = newHeaderNames(s.IdentityHeaders.UserID, s.IdentityHeaders.Username, s.IdentityHeaders.Email)
+	if err := s.provisionRules(); err != nil {
+		return err
+	}
+	tokenHeader := ""
+	if s.IdentityToken != nil {
+		tokenHeader = s.IdentityToken.Header
+	}
+	ih := s.IdentityHeaders
+	s.strip = newHeaderNames(ih.UserID, ih.Username, ih.Email, ih.Groups, tokenHeader)
 	if s.HashConcurrency <= 0 {
 		s.HashConcurrency = defaultHashConcurrency()
 	}
@@ -254,6 +280,9 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	s.users = s.db.users
 	s.accounts = &accounts.Service{Store: s.users, Hasher: s.hasher, OnUnusableHash: s.logUnusableHash}
 	s.health = &healthCheck{db: s.db.db}
+	if err := s.provisionIdentityToken(); err != nil {
+		return err
+	}
 
 	s.sessions = scs.New()
 	s.sessions.Lifetime = time.Duration(s.SessionMaxAge)
@@ -341,6 +370,12 @@ func (s *SessionAuth) setDefaults() {
 	}
 	if ih.Email == "" {
 		ih.Email = "X-Auth-Email"
+	}
+	if ih.Groups == "" {
+		ih.Groups = "X-Auth-Groups"
+	}
+	if s.IdentityToken != nil && s.IdentityToken.Header == "" {
+		s.IdentityToken.Header = defaultTokenHeader
 	}
 }
 

@@ -80,8 +80,22 @@ func (s *SessionAuth) gate(w http.ResponseWriter, r *http.Request, next caddyhtt
 		writeJSON(w, http.StatusForbidden, body)
 		return nil
 	}
+	// The require rules (permissions.go): a logged-in user who may not is
+	// refused, browser or not (no sign-in redirect: they are signed in).
+	u := auth.who.user
+	if !s.permitted(r, u) {
+		metrics.gateForbidden.Inc()
+		writeJSON(w, http.StatusForbidden, bodyPermissionDenied)
+		return nil
+	}
+	token, err := s.identityToken(r, u)
+	if err != nil {
+		metrics.gateError.Inc()
+		s.storeFailure(w, "signing the identity token", err)
+		return nil
+	}
 	metrics.gateAllowed.Inc()
-	s.setIdentity(r, auth.who.user)
+	s.setIdentity(r, u, token)
 	dropCookie(r.Header, s.SessionCookie)
 	return next.ServeHTTP(s.guardCookies(w, r), r)
 }

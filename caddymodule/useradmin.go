@@ -27,6 +27,10 @@ type userAdmin interface {
 	listUsers(ctx context.Context) ([]userInfo, error)
 	importUsers(ctx context.Context, r importRequest) (*importResult, error)
 	unban(ctx context.Context, r userRequest) (*userResult, error)
+	// groupadmin.go
+	addToGroup(ctx context.Context, r groupRequest) (*userResult, error)
+	removeFromGroup(ctx context.Context, r groupRequest) (*userResult, error)
+	rotateKey(ctx context.Context) (*rotateKeyResult, error)
 }
 
 // The requests and results below are also the admin API's JSON bodies.
@@ -69,6 +73,7 @@ type userInfo struct {
 	IsStaff     bool       `json:"is_staff"`
 	DateJoined  time.Time  `json:"date_joined"`
 	LastLogin   *time.Time `json:"last_login"` // null: never logged in
+	Groups      []string   `json:"groups"`     // [] when none
 }
 
 func infoOf(u *users.User) userInfo {
@@ -80,6 +85,10 @@ func infoOf(u *users.User) userInfo {
 		IsSuperuser: u.IsSuperuser,
 		IsStaff:     u.IsStaff,
 		DateJoined:  u.DateJoined.UTC(),
+		Groups:      u.Groups,
+	}
+	if info.Groups == nil {
+		info.Groups = []string{}
 	}
 	if !u.LastLogin.IsZero() {
 		t := u.LastLogin.UTC()
@@ -104,13 +113,14 @@ type importUser struct {
 	IsStaff      bool       `json:"is_staff"`
 	DateJoined   time.Time  `json:"date_joined"`
 	LastLogin    *time.Time `json:"last_login"`
+	Groups       []string   `json:"groups,omitempty"`
 }
 
 func importUserOf(u *users.User) importUser {
 	info := infoOf(u)
 	return importUser{ID: u.ID, Username: u.Username, Email: u.Email, PasswordHash: u.PasswordHash,
 		IsActive: u.IsActive, IsSuperuser: u.IsSuperuser, IsStaff: u.IsStaff,
-		DateJoined: info.DateJoined, LastLogin: info.LastLogin}
+		DateJoined: info.DateJoined, LastLogin: info.LastLogin, Groups: u.Groups}
 }
 
 type importResult struct {
@@ -297,7 +307,8 @@ func (a storeAdmin) importUsers(ctx context.Context, r importRequest) (*importRe
 	us := make([]*users.User, 0, len(r.Users))
 	for _, in := range r.Users {
 		u := &users.User{ID: in.ID, Username: in.Username, Email: in.Email, PasswordHash: in.PasswordHash,
-			IsActive: in.IsActive, IsSuperuser: in.IsSuperuser, IsStaff: in.IsStaff, DateJoined: in.DateJoined.UTC()}
+			IsActive: in.IsActive, IsSuperuser: in.IsSuperuser, IsStaff: in.IsStaff, DateJoined: in.DateJoined.UTC(),
+			Groups: in.Groups}
 		if in.LastLogin != nil {
 			u.LastLogin = in.LastLogin.UTC()
 		}

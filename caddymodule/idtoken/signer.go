@@ -114,11 +114,15 @@ func (s *Signer) now() time.Time {
 // has more than RefreshBefore to live and still says what u and origin say,
 // else a new one.
 func (s *Signer) Token(u *users.User, origin Origin) (string, error) {
+	return s.TokenAt(u, origin, s.now())
+}
+
+// TokenAt is Token at the time now (for a caller that has read the clock).
+func (s *Signer) TokenAt(u *users.User, origin Origin, now time.Time) (string, error) {
 	key := s.key.Load()
 	if key == nil {
 		return "", ErrNoKey
 	}
-	now := s.now()
 	if v, ok := s.cache.Load(u.ID); ok {
 		c := v.(*cachedToken)
 		if now.Before(c.refreshAt) && c.keyID == key.id && c.matches(u, origin, s.Issuer == "") {
