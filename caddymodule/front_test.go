@@ -130,9 +130,10 @@ http://127.0.0.1:%d {
 	request_header -X_Auth_User_Id
 	request_header -X_Auth_Username
 	request_header -X_Auth_Email
+	request_header -X_Auth_Groups
 	forward_auth 127.0.0.1:%d {
 		uri /api/auth/
-		copy_headers X-Auth-User-Id X-Auth-Username X-Auth-Email
+		copy_headers X-Auth-User-Id X-Auth-Username X-Auth-Email X-Auth-Groups
 	}
 	reverse_proxy %s
 }

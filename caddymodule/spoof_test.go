@@ -27,6 +27,7 @@ var dropVariants = []string{
 	"keep-alive, x-auth-user-id,x-auth-username , X-AUTH-EMAIL",
 	"x_auth_user_id, X.Auth.Username, X-Auth_Email, keep-alive",
 	"X-Auth-User-Id",
+	"X-Auth-Groups, x_auth_groups",
 }
 
 func assertIdentity(t *testing.T, what string, h map[string][]string, id, username string) {
@@ -40,9 +41,14 @@ func assertIdentity(t *testing.T, what string, h map[string][]string, id, userna
 	if got := h["X-Auth-Email"]; len(got) != 1 || got[0] != username+"@example.com" {
 		t.Errorf("%s: X-Auth-Email = %v", what, got)
 	}
+	// No groups: an empty header from the gate; forward_auth's copy_headers
+	// drops an empty one.
+	if got, ok := h["X-Auth-Groups"]; ok && (len(got) != 1 || got[0] != "") {
+		t.Errorf("%s: X-Auth-Groups = %q, want [\"\"] or none", what, got)
+	}
 	for k, v := range h {
 		n := strings.NewReplacer("-", "", "_", "", ".", "").Replace(strings.ToLower(k))
-		if strings.HasPrefix(n, "xauth") && k != "X-Auth-User-Id" && k != "X-Auth-Username" && k != "X-Auth-Email" {
+		if strings.HasPrefix(n, "xauth") && k != "X-Auth-User-Id" && k != "X-Auth-Username" && k != "X-Auth-Email" && k != "X-Auth-Groups" {
 			t.Errorf("%s: spoofed %s: %v reached the upstream", what, k, v)
 		}
 	}
@@ -55,7 +61,7 @@ func TestConnectionCannotDropIdentity(t *testing.T) {
 	s := startCustomSite(t, siteConfig{global: keepDottedHeaders, extra: throttlesOff})
 	sess := s.newUser(t, "conn")
 	for _, c := range dropVariants {
-		headers := map[string]string{"Connection": c, "X.Auth.User.Id": "999", "x.auth.username": "admin"}
+		headers := map[string]string{"Connection": c, "X.Auth.User.Id": "999", "x.auth.username": "admin", "X.Auth.Groups": "admins"}
 		r := s.do(t, req{method: "GET", path: "/app", session: sess, headers: headers})
 		if r.StatusCode != 200 {
 			t.Fatalf("Connection: %s: %d %s", c, r.StatusCode, r.body)
@@ -223,7 +229,7 @@ http://127.0.0.1:%d {
 	%s
 	forward_auth 127.0.0.1:%d {
 		uri /api/auth/
-		copy_headers X-Auth-User-Id X-Auth-Username X-Auth-Email
+		copy_headers X-Auth-User-Id X-Auth-Username X-Auth-Email X-Auth-Groups
 	}
 	reverse_proxy %s
 }
