@@ -65,7 +65,7 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	tokenOn := false
+	var perms permsParse
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "users_db":
@@ -204,7 +204,7 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			s.IdentityHeaders = &ih
 		default:
-			handled, err := s.unmarshalPermissions(d, &tokenOn) // caddyfile_perms.go
+			handled, err := s.unmarshalPermissions(d, &perms) // caddyfile_perms.go
 			if err != nil {
 				return err
 			}
@@ -213,7 +213,7 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		}
 	}
-	return s.finishPermissions(d, tokenOn)
+	return s.finishPermissions(&perms)
 }
 
 // optionalArg reads `[<value>]` into dst, def when absent; false if there

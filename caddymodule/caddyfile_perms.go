@@ -16,10 +16,13 @@ import (
 //	identity_token_issuer   <issuer>
 //	identity_token_audience <audience>
 //	identity_token_key      <pem_file> [<old_pem_file>…]
-func (s *SessionAuth) unmarshalPermissions(d *caddyfile.Dispenser, tokenOn *bool) (handled bool, err error) {
+func (s *SessionAuth) unmarshalPermissions(d *caddyfile.Dispenser, st *permsParse) (handled bool, err error) {
 	tok := func() *IdentityToken {
 		if s.IdentityToken == nil {
 			s.IdentityToken = new(IdentityToken)
+		}
+		if d.Val() != "identity_token" && st.orphan == nil {
+			st.orphan = d.Errf("%s needs identity_token", d.Val())
 		}
 		return s.IdentityToken
 	}
@@ -31,7 +34,7 @@ func (s *SessionAuth) unmarshalPermissions(d *caddyfile.Dispenser, tokenOn *bool
 		}
 		s.Rules = append(s.Rules, sp)
 	case "identity_token":
-		*tokenOn = true
+		st.tokenOn = true
 		if !optionalArg(d, &tok().Header, "") {
 			return true, d.ArgErr()
 		}
@@ -55,10 +58,16 @@ func (s *SessionAuth) unmarshalPermissions(d *caddyfile.Dispenser, tokenOn *bool
 	return true, nil
 }
 
+// permsParse is what unmarshalPermissions keeps over a block.
+type permsParse struct {
+	tokenOn bool
+	orphan  error // an identity_token_* line, in case identity_token never comes
+}
+
 // finishPermissions checks what only the whole block tells.
-func (s *SessionAuth) finishPermissions(d *caddyfile.Dispenser, tokenOn bool) error {
-	if s.IdentityToken != nil && !tokenOn {
-		return d.Err("identity_token_issuer, identity_token_audience and identity_token_key need identity_token")
+func (s *SessionAuth) finishPermissions(st *permsParse) error {
+	if !st.tokenOn && st.orphan != nil {
+		return st.orphan
 	}
 	return nil
 }
