@@ -162,7 +162,8 @@ func TestCommandRegistered(t *testing.T) {
 		t.Errorf("session-auth command: %+v", cmd)
 	}
 	l := &cliLog{t: t}
-	for _, sub := range []string{"create-user", "set-password", "deactivate", "activate", "delete-user", "list-users", "import-django"} {
+	for _, sub := range []string{"create-user", "set-password", "deactivate", "activate", "delete-user", "list-users", "import-django",
+		"add-to-group", "remove-from-group", "rotate-key"} {
 		r := l.ok("", sub, "--help")
 		if !strings.Contains(r.stdout, "Usage:") || !strings.Contains(r.stdout, "--db") || !strings.Contains(r.stdout, "--config") {
 			t.Errorf("%s --help:\n%s", sub, r.stdout)
@@ -237,8 +238,8 @@ func TestCLIUsersWithDB(t *testing.T) {
 		t.Errorf("bob = %v", bob)
 	}
 	for _, u := range list {
-		if len(u) != 8 {
-			t.Errorf("list-users --json object has %d keys, want 8: %v", len(u), u)
+		if len(u) != 9 || mustJSON(u["groups"]) != "[]" {
+			t.Errorf("list-users --json object has %d keys, want 9 (groups []): %v", len(u), u)
 		}
 	}
 	table := l.ok("", append([]string{"list-users"}, db...)...).stdout

@@ -160,20 +160,26 @@ func (s *SessionAuth) identityToken(r *http.Request, u *users.User) (string, err
 	return s.token.tokenFor(u, origin)
 }
 
-// maybeReload re-reads the key set in the background once it is older
-// than keyReloadInterval (or this process's admin API rotated it).
+// maybeReload re-reads the key set: in the background once it is older
+// than keyReloadInterval; at once, before signing, after this process's
+// admin API rotated it.
 func (t *tokenIssuer) maybeReload(now time.Time) {
 	if t.secrets == nil {
 		return
 	}
-	rotated := keyRotations.Load()
-	if now.UnixNano()-t.loadedAt.Load() < int64(keyReloadInterval) && rotated == t.seenRotation.Load() {
+	if rotated := keyRotations.Load(); rotated != t.seenRotation.Load() {
+		t.seenRotation.Store(rotated)
+		ctx, cancel := context.WithTimeout(context.Background(), keyLoadTimeout)
+		defer cancel()
+		t.reload(ctx)
+		return
+	}
+	if now.UnixNano()-t.loadedAt.Load() < int64(keyReloadInterval) {
 		return
 	}
 	if !t.loading.CompareAndSwap(false, true) {
 		return
 	}
-	t.seenRotation.Store(rotated)
 	go func() {
 		defer t.loading.Store(false)
 		ctx, cancel := context.WithTimeout(context.Background(), keyLoadTimeout)
@@ -209,7 +215,9 @@ func (t *tokenIssuer) reload(ctx context.Context) {
 // jwksReloadInterval.
 func (t *tokenIssuer) jwks(ctx context.Context) ([]byte, error) {
 	now := time.Now()
-	if t.secrets != nil && now.UnixNano()-t.loadedAt.Load() >= int64(jwksReloadInterval) {
+	rotated := keyRotations.Load()
+	if t.secrets != nil && (now.UnixNano()-t.loadedAt.Load() >= int64(jwksReloadInterval) || rotated != t.seenRotation.Load()) {
+		t.seenRotation.Store(rotated)
 		t.reload(ctx)
 	}
 	ks := t.set.Load()

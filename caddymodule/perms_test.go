@@ -31,6 +31,9 @@ type permsConfig struct {
 	extra    string // session_auth lines
 	upstream string // host:port of the upstream; default the site's echo server
 	admin    bool   // the admin endpoint on, for the CLI's --config
+	// upstreamFor, if set, starts the upstream once the site's address is
+	// known and returns its host:port.
+	upstreamFor func(s *site) string
 }
 
 // startPermsSite runs a site whose reverse_proxy also sends the identity
@@ -39,6 +42,9 @@ type permsConfig struct {
 func startPermsSite(t *testing.T, c permsConfig) (*site, string) {
 	t.Helper()
 	s := startCustomSite(t, siteConfig{extra: throttlesOff})
+	if c.upstreamFor != nil {
+		c.upstream = c.upstreamFor(s)
+	}
 	if c.upstream == "" {
 		c.upstream = strings.TrimPrefix(s.upstream.URL, "http://")
 	}

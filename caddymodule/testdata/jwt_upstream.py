@@ -4,7 +4,7 @@
 Each request's token (the header named on the command line) is verified
 with PyJWT against the sidecar's JWKS, as the README tells an upstream to:
 EdDSA only, the expected issuer and audience, exp checked. The answer is
-200 {"claims": {...}, "kid": "..."} or 401 {"error": "..."}.
+200 {"claims": {...}, "kid": "...", "token": "..."} or 401 {"error": "..."}.
 
     jwt_upstream.py serve PORT JWKS_URL ISSUER AUDIENCE HEADER
     jwt_upstream.py verify JWKS_URL ISSUER AUDIENCE TOKEN   (prints the claims; exit 1 if refused)
@@ -48,7 +48,7 @@ def serve(port, jwks_url, issuer, audience, header):
             token = self.headers.get(header, "")
             try:
                 claims, kid = verify(token)
-                status, body = 200, {"claims": claims, "kid": kid, "path": self.path}
+                status, body = 200, {"claims": claims, "kid": kid, "path": self.path, "token": token}
             except Exception as e:  # every refusal is the test's to see
                 status, body = 401, {"error": "%s: %s" % (type(e).__name__, e)}
             data = json.dumps(body).encode()
