@@ -24,7 +24,11 @@ import (
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/idtoken"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
 	userbolt "github.com/caddy-session-auth/caddy-session-auth/caddymodule/users/bolt"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users/postgres"
+	"github.com/caddy-session-auth/caddy-session-auth/internal/testpg"
 )
+
+func TestMain(m *testing.M) { testpg.Main(m) }
 
 var bg = context.Background()
 
@@ -325,4 +329,49 @@ func TestSignerCacheBound(t *testing.T) {
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// Instances on one PostgreSQL database agree on one key set, made once,
+// and see each other's rotations.
+func TestKeySetSharedOnPostgres(t *testing.T) {
+	db := testpg.New(t)
+	open := func() users.Secrets {
+		s, err := postgres.Open(bg, db.URL, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	}
+	a, b := open(), open()
+	var wg sync.WaitGroup
+	ids := make([]string, 8)
+	for i := range ids {
+		wg.Go(func() {
+			sec := a
+			if i%2 == 1 {
+				sec = b
+			}
+			ks, err := idtoken.Ensure(bg, sec)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids[i] = ks.Signing().ID
+		})
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if id == "" || id != ids[0] {
+			t.Fatalf("instances made different keys: %q", ids)
+		}
+	}
+	rotated, err := idtoken.Rotate(bg, a, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen, err := idtoken.Load(bg, b)
+	if err != nil || seen.Signing().ID != rotated.Signing().ID || len(seen.Published(time.Now())) != 2 {
+		t.Fatalf("the other instance reads %+v (%v) after a rotation to %s", seen, err, rotated.Signing().ID)
+	}
 }
