@@ -20,6 +20,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/accounts"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/rules"
 	"github.com/caddy-session-auth/caddy-session-auth/internal/testredis"
 )
 
@@ -37,10 +39,20 @@ type benchSite struct {
 // in Redis when redisURL is set, then registers and logs in one user.
 func newBenchSite(b *testing.B, redisURL string) *benchSite {
 	b.Helper()
+	return newBenchSiteWith(b, redisURL, nil)
+}
+
+// newBenchSiteWith is newBenchSite with more settings (set before
+// Provision).
+func newBenchSiteWith(b *testing.B, redisURL string, configure func(h *caddymodule.SessionAuth)) *benchSite {
+	b.Helper()
 	h := &caddymodule.SessionAuth{
 		UsersDB:         filepath.Join(b.TempDir(), "users.db"),
 		Redis:           redisURL,
 		HashConcurrency: 2,
+	}
+	if configure != nil {
+		configure(h)
 	}
 	if redisURL != "" {
 		h.RedisKeyPrefix = "bench:" + filepath.Base(b.TempDir()) + ":"
@@ -250,4 +262,51 @@ func BenchmarkLogin(b *testing.B) {
 			}
 		}
 	})
+}
+
+// benchRules are the issue's three example rules.
+var benchRules = []rules.Spec{
+	{Who: []string{"staff"}, Paths: []string{"/admin/*"}},
+	{Who: []string{"group:analysts", "group:managers"}, Paths: []string{"/reports/*"}},
+	{Who: []string{"group:editors"}, Methods: []string{"POST", "PUT", "PATCH", "DELETE"}, Paths: []string{"/articles/*"}},
+}
+
+// BenchmarkGatePermissions is BenchmarkGate with the three rules and the
+// identity token on, for a user in two groups: a request that no rule
+// matches and one that the second rule decides (the user passes), each
+// getting the groups header and the cached token.
+func BenchmarkGatePermissions(b *testing.B) {
+	for _, redis := range []bool{false, true} {
+		name := "store=bolt"
+		if redis {
+			name = "store=redis"
+		}
+		b.Run(name, func(b *testing.B) {
+			url := ""
+			if redis {
+				url = testredis.Start(b).URL()
+			}
+			s := newBenchSiteWith(b, url, func(h *caddymodule.SessionAuth) {
+				h.Rules = benchRules
+				h.IdentityToken = &caddymodule.IdentityToken{}
+			})
+			acc := &accounts.Service{Store: caddymodule.UsersOf(s.h.UsersDB)}
+			for _, g := range []string{"analysts", "editors"} {
+				if _, _, err := acc.AddToGroup(context.Background(), 1, g); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for _, path := range []string{"/app/page?q=1", "/reports/q4"} {
+				b.Run("path="+strings.Split(path, "/")[1], func(b *testing.B) {
+					r, w := caddyRequest("GET", path)
+					r.Header.Set("Cookie", "sessionid="+s.sessionID+"; csrftoken="+s.csrfCookie)
+					r.Header.Set("Accept", "text/html")
+					s.serveLoop(b, r, w, http.StatusOK)
+					if r.Header.Get("X-Auth-Token") == "" || r.Header.Get("X-Auth-Groups") != "analysts,editors" {
+						b.Fatalf("no token or groups: %v", r.Header)
+					}
+				})
+			}
+		})
+	}
 }

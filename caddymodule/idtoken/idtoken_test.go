@@ -46,9 +46,9 @@ func openSecrets(t testing.TB) users.Secrets {
 	return s
 }
 
-// verify checks tok against jwks as an upstream would, with go-jose, and
+// verifyJWKS checks tok against jwks as an upstream would, with go-jose, and
 // returns its claims.
-func verify(t *testing.T, tok string, jwks []byte) map[string]any {
+func verifyJWKS(t *testing.T, tok string, jwks []byte) map[string]any {
 	t.Helper()
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal(jwks, &set); err != nil {
@@ -237,7 +237,7 @@ func TestSignerClaimsAndCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := verify(t, tok, ks.JWKS(clk.now()))
+	cl := verifyJWKS(t, tok, ks.JWKS(clk.now()))
 	iat := clk.now().Unix()
 	want := map[string]any{"iss": "https://app.example.com:8443", "sub": "7", "aud": "app", "username": "ann", "email": "ann@example.com",
 		"groups": []any{"a b", "editors"}, "is_staff": true, "is_superuser": false, "iat": float64(iat), "exp": float64(iat + 60)}
@@ -271,7 +271,7 @@ func TestSignerClaimsAndCache(t *testing.T) {
 		if next == tok {
 			t.Errorf("change %d: token not re-signed", i)
 		}
-		cl := verify(t, next, ks.JWKS(clk.now()))
+		cl := verifyJWKS(t, next, ks.JWKS(clk.now()))
 		if cl["username"] != u.Username || cl["email"] != u.Email || cl["is_superuser"] != u.IsSuperuser ||
 			cl["is_staff"] != u.IsStaff || len(cl["groups"].([]any)) != len(u.Groups) {
 			t.Errorf("change %d: claims %v for %+v", i, cl, u)
@@ -280,7 +280,7 @@ func TestSignerClaimsAndCache(t *testing.T) {
 	}
 	// Another origin is another issuer.
 	other, _ := s.Token(u, idtoken.Origin{Host: "other.example"})
-	if cl := verify(t, other, ks.JWKS(clk.now())); cl["iss"] != "http://other.example" {
+	if cl := verifyJWKS(t, other, ks.JWKS(clk.now())); cl["iss"] != "http://other.example" {
 		t.Errorf("iss %v", cl["iss"])
 	}
 	// A new signing key re-signs.
@@ -292,8 +292,8 @@ func TestSignerClaimsAndCache(t *testing.T) {
 	if rotated == other {
 		t.Error("token not re-signed with the new key")
 	}
-	verify(t, rotated, ks.JWKS(clk.now()))
-	verify(t, other, ks.JWKS(clk.now())) // the old key's token still verifies
+	verifyJWKS(t, rotated, ks.JWKS(clk.now()))
+	verifyJWKS(t, other, ks.JWKS(clk.now())) // the old key's token still verifies
 }
 
 func TestSignerFixedIssuerAndPrefix(t *testing.T) {
@@ -307,7 +307,7 @@ func TestSignerFixedIssuerAndPrefix(t *testing.T) {
 		t.Fatalf("fixed issuer: %q %q", a, b)
 	}
 	ks := &idtoken.KeySet{Keys: []idtoken.Key{k}}
-	if cl := verify(t, strings.TrimPrefix(a, "Bearer "), ks.JWKS(time.Now())); cl["iss"] != "https://auth.example.com" || cl["aud"] != nil {
+	if cl := verifyJWKS(t, strings.TrimPrefix(a, "Bearer "), ks.JWKS(time.Now())); cl["iss"] != "https://auth.example.com" || cl["aud"] != nil {
 		t.Errorf("claims %v", cl)
 	}
 }
