@@ -308,11 +308,18 @@ http://127.0.0.1:%d {
 	}
 	tokenAt := func(s *site, sess *session, header string) string {
 		t.Helper()
-		r := s.do(t, req{method: "GET", path: "/x", session: sess})
+		// Whatever a client sends under the token's name never reaches the
+		// upstream.
+		r := s.do(t, req{method: "GET", path: "/x", session: sess, headers: map[string]string{
+			header: "forged", strings.ToLower(header): "forged2", "Connection": header}})
 		if r.StatusCode != 200 {
 			t.Fatalf("%d %s", r.StatusCode, r.body)
 		}
-		return r.echo(t).Headers[header][0]
+		h := r.echo(t).Headers
+		if got := h[header]; len(got) != 1 || !strings.HasPrefix(got[0], "ey") {
+			t.Fatalf("%s at the upstream: %q", header, got)
+		}
+		return h[header][0]
 	}
 	if kidOf(tokenAt(a, sessA, "X-Auth-Token")) != first[0] || kidOf(tokenAt(b, sessB, "X-Identity")) != first[0] {
 		t.Fatal("tokens not signed with the shared key")

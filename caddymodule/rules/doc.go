@@ -22,7 +22,8 @@
 // Unicode case and compatibility forms folded.
 //
 // Methods match regardless of case (Django dispatches `post` to post()). A
-// rule for GET also covers HEAD. A request that asks for another method
+// rule for GET also covers HEAD and CONNECT (an HTTP/2 or 3 WebSocket
+// handshake, which Caddy's reverse_proxy sends on as a GET). A request that asks for another method
 // through X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override (any
 // spelling of the names) or a `_method` query parameter is held to the
 // rules of both methods; a `_method` field in a form body is not read, so

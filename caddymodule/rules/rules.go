@@ -150,7 +150,10 @@ func (r *Rule) coversMethod(m string) bool {
 		return true
 	}
 	for _, rm := range r.methods {
-		if rm == m || (rm == http.MethodGet && m == http.MethodHead) {
+		// GET covers HEAD (answered by the GET handler) and CONNECT (an
+		// HTTP/2 or 3 WebSocket handshake, which reverse_proxy sends on
+		// as a GET upgrade).
+		if rm == m || (rm == http.MethodGet && (m == http.MethodHead || m == http.MethodConnect)) {
 			return true
 		}
 	}

@@ -108,7 +108,8 @@ func TestRules(t *testing.T) {
 		{"OPTIONS", "/articles/1", nil, all, nil},
 		{"GET", "/superadmin", nil, []*users.User{super}, []*users.User{staff, plainUser}},
 		{"GET", "/staffonly/x", nil, []*users.User{staff}, []*users.User{plainUser}},
-		{"HEAD", "/staffonly/x", nil, []*users.User{staff}, []*users.User{plainUser}}, // GET covers HEAD
+		{"HEAD", "/staffonly/x", nil, []*users.User{staff}, []*users.User{plainUser}},    // GET covers HEAD
+		{"CONNECT", "/staffonly/x", nil, []*users.User{staff}, []*users.User{plainUser}}, // and WebSockets over HTTP/2
 		{"POST", "/staffonly/x", nil, all, nil},
 		{"GET", "/index.php", nil, []*users.User{phpUser, super}, []*users.User{plainUser, staff}},
 		{"GET", "/cms/page", nil, []*users.User{manager}, []*users.User{plainUser, staff}},
