@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/idtoken"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
@@ -119,7 +120,7 @@ func (s *SessionAuth) provisionIdentityToken() error {
 // checkTokenHeader refuses a token header that is no header name, or one
 // the sidecar sets or reads for something else.
 func checkTokenHeader(name string, ih *IdentityHeaders) error {
-	if !validCookieName(name) || strings.ContainsAny(name, "/") {
+	if !httpguts.ValidHeaderFieldName(name) {
 		return fmt.Errorf("identity_token: %q is not a header name", name)
 	}
 	n := normalHeader(name)
