@@ -13,7 +13,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
-	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/sessions"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/throttle"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
 )
@@ -94,8 +93,9 @@ type memoryThrottle struct{ *throttle.Memory }
 func (memoryThrottle) Destruct() error { return nil }
 
 // provisionThrottle fills in the throttles' defaults and picks their store:
-// Redis through rc when set, else memory shared by configs over one DB.
-func (s *SessionAuth) provisionThrottle(rc *sessions.RedisClient) error {
+// the session backend's (Redis) when it has one, else memory shared by
+// configs over one DB.
+func (s *SessionAuth) provisionThrottle() error {
 	l := &limiter{}
 	if lt := s.LoginThrottle; lt == nil || !lt.Off {
 		c := LoginThrottle{}
@@ -124,8 +124,8 @@ func (s *SessionAuth) provisionThrottle(rc *sessions.RedisClient) error {
 	if l.login == nil && l.register == nil {
 		return nil
 	}
-	if rc != nil {
-		l.store = throttle.NewRedis(rc.Pool, s.ThrottleKeyPrefix, rc.Do)
+	if st := s.backend.throttleStore(s.ThrottleKeyPrefix); st != nil {
+		l.store = st
 		return nil
 	}
 	key := memoryThrottlePoolPrefix + s.dbKey
