@@ -63,4 +63,3 @@ func openSharedDB(path string, lockTimeout time.Duration) (*sharedDB, string, er
 	}
 	return v.(*sharedDB), key, nil
 }
-
