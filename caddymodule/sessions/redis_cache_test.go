@@ -426,6 +426,12 @@ func TestRedisCacheBoundedAndExpiry(t *testing.T) {
 			t.Fatal("wrong session")
 		}
 	}
+	// Once our writes' notifications are in, reads fill the cache up to
+	// its bound and no further.
+	time.Sleep(50 * time.Millisecond)
+	for i := range 50 {
+		a.Find(fmt.Sprint("tok", i))
+	}
 	a.cache.mu.RLock()
 	n := len(a.cache.m)
 	a.cache.mu.RUnlock()
