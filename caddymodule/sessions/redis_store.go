@@ -117,6 +117,7 @@ func (s *RedisStore) find(token string) ([]byte, bool, error) {
 // Commit implements scs.Store.
 func (s *RedisStore) Commit(token string, b []byte, expiry time.Time) error {
 	err := s.c.Do(func() error {
+		gen := s.c.masterGen() // the borrowed connection's, or older
 		conn := s.c.Pool.Get()
 		defer conn.Close()
 		key := s.prefix + token
@@ -126,8 +127,7 @@ func (s *RedisStore) Commit(token string, b []byte, expiry time.Time) error {
 		if _, err := conn.Do("EXEC"); err != nil {
 			return err
 		}
-		s.waitReplica(conn)
-		return nil
+		return s.waitReplica(conn, gen)
 	})
 	s.invalidate(token)
 	return err
@@ -136,13 +136,13 @@ func (s *RedisStore) Commit(token string, b []byte, expiry time.Time) error {
 // Delete implements scs.Store.
 func (s *RedisStore) Delete(token string) error {
 	err := s.c.Do(func() error {
+		gen := s.c.masterGen()
 		conn := s.c.Pool.Get()
 		defer conn.Close()
 		if _, err := conn.Do("DEL", s.prefix+token); err != nil {
 			return err
 		}
-		s.waitReplica(conn)
-		return nil
+		return s.waitReplica(conn, gen)
 	})
 	s.invalidate(token)
 	return err
@@ -157,9 +157,24 @@ func (s *RedisStore) invalidate(token string) {
 }
 
 // waitReplica waits (with Sentinel) for a replica to acknowledge conn's
-// writes. Its outcome does not matter: the write is on the master.
-func (s *RedisStore) waitReplica(conn redis.Conn) {
-	if s.wait {
-		conn.Do("WAIT", 1, replicaWait.Milliseconds())
+// writes. When none does, it asks the Sentinels whether conn's server is
+// still the master: in a failover, the old master takes writes until it is
+// demoted and then drops them, so a write that reached it in that window
+// is made again on the new master (errMasterChanged makes
+// RedisClient.Do retry it). Otherwise the write counts: it is on the
+// master (whose replica may just be down). gen is the master generation
+// read before conn was borrowed (the pool hands out connections of the
+// current generation only, so conn's is gen or newer).
+func (s *RedisStore) waitReplica(conn redis.Conn, gen uint64) error {
+	if !s.wait {
+		return nil
 	}
+	n, err := redis.Int(conn.Do("WAIT", 1, replicaWait.Milliseconds()))
+	if err != nil || n > 0 {
+		return nil
+	}
+	if !s.c.sentinel.stillMaster(gen) {
+		return errMasterChanged
+	}
+	return nil
 }

@@ -168,6 +168,15 @@ func (s *sentinel) askAll(ctx context.Context, addrs []string) (bool, error) {
 	return false, fmt.Errorf("sessions: no Sentinel of %s answered: %w", s.redacted, errors.Join(errs...))
 }
 
+// stillMaster asks the Sentinels (at most every minSentinelAsk) and
+// reports whether the master is still the one of generation gen.
+func (s *sentinel) stillMaster(gen uint64) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*DefaultDialTimeout)
+	defer cancel()
+	s.refresh(ctx, true)
+	return s.gen() == gen
+}
+
 // ask asks one Sentinel for the master's address.
 func (s *sentinel) ask(ctx context.Context, sentinelAddr string) (string, error) {
 	c, err := redis.DialContext(ctx, "tcp", sentinelAddr, s.sentinelOpts...)

@@ -39,14 +39,18 @@ type Sentinels struct {
 	// replica. Stop one to kill it (SIGKILL).
 	Servers []*Server
 
-	t testing.TB
+	t        testing.TB
+	password string
 }
 
 // StartSentinels starts a master, a replica and three Sentinels, and waits
 // until the replica is in sync and every Sentinel knows the replica and
 // the other two Sentinels (SENTINEL CKQUORUM). It skips (or fails, with
 // SESSION_AUTH_REQUIRE_SENTINEL=1) without redis-server and redis-sentinel.
-func StartSentinels(t testing.TB) *Sentinels {
+//
+// With password set, the Sentinels require it (requirepass, and
+// sentinel-pass among themselves); the data servers need none.
+func StartSentinels(t testing.TB, password string) *Sentinels {
 	t.Helper()
 	server, err1 := exec.LookPath("redis-server")
 	sentinel, err2 := exec.LookPath("redis-sentinel")
@@ -57,7 +61,7 @@ func StartSentinels(t testing.TB) *Sentinels {
 		t.Skip("SKIPPING: redis-server and redis-sentinel (Debian packages) are needed for the Sentinel tests (set " +
 			EnvRequireSentinel + "=1 to make this a failure)")
 	}
-	s := &Sentinels{MasterName: "sessionmaster", t: t}
+	s := &Sentinels{MasterName: "sessionmaster", t: t, password: password}
 	master := &Server{t: t, Prefix: uniquePrefix(t), local: startProcess(t, server)}
 	master.Addr, master.url = master.local.addr, "redis://"+master.local.addr+"/0"
 	t.Cleanup(master.local.stop)
@@ -84,10 +88,22 @@ func StartSentinels(t testing.TB) *Sentinels {
 				fmt.Sprintf("sentinel down-after-milliseconds %s %d\n", m, DownAfter.Milliseconds()) +
 				fmt.Sprintf("sentinel failover-timeout %s %d\n", m, FailoverTimeout.Milliseconds()) +
 				fmt.Sprintf("sentinel parallel-syncs %s 1\n", m)
+			if password != "" {
+				body += fmt.Sprintf("requirepass %s\nsentinel sentinel-pass %s\n", password, password)
+			}
 			if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 				t.Errorf("testredis: writing sentinel %d config: %v", i, err)
 			}
 			return []string{conf, "--daemonize", "no", "--logfile", ""}
+		}
+		p.ready = func(addr string) error {
+			c, err := s.Dial(addr)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_, err = c.Do("PING")
+			return err
 		}
 		startCustom(t, p)
 		t.Cleanup(p.stop)
@@ -95,7 +111,7 @@ func StartSentinels(t testing.TB) *Sentinels {
 	}
 	for _, a := range s.Addrs {
 		waitFor(t, 30*time.Second, "Sentinel "+a+" to know the replica and the other Sentinels", func() error {
-			c, err := dial("redis://" + a)
+			c, err := s.Dial(a)
 			if err != nil {
 				return err
 			}
@@ -133,7 +149,7 @@ func (s *Sentinels) URL(userinfo string) string {
 func (s *Sentinels) MasterAddr() (string, error) {
 	var last error
 	for _, a := range s.Addrs {
-		c, err := dial("redis://" + a)
+		c, err := s.Dial(a)
 		if err != nil {
 			last = err
 			continue
@@ -147,6 +163,45 @@ func (s *Sentinels) MasterAddr() (string, error) {
 		return net.JoinHostPort(v[0], v[1]), nil
 	}
 	return "", last
+}
+
+// Dial connects to the Sentinel at addr (with the password, if any).
+func (s *Sentinels) Dial(addr string) (redis.Conn, error) {
+	u := "redis://" + addr
+	if s.password != "" {
+		u = "redis://:" + s.password + "@" + addr
+	}
+	return dial(u)
+}
+
+// Failover makes the Sentinels fail over now (SENTINEL FAILOVER: the
+// master is demoted to a replica, not killed), and waits until they name
+// another master, which it returns.
+func (s *Sentinels) Failover() string {
+	s.t.Helper()
+	old, err := s.MasterAddr()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	waitFor(s.t, 30*time.Second, "SENTINEL FAILOVER to be accepted", func() error {
+		c, err := s.Dial(s.Addrs[0])
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Do("SENTINEL", "FAILOVER", s.MasterName)
+		return err // e.g. INPROG, NOGOODSLAVE while a previous one settles
+	})
+	var now string
+	waitFor(s.t, 30*time.Second, "a new master", func() error {
+		a, err := s.MasterAddr()
+		if err == nil && a == old {
+			err = fmt.Errorf("still %s", a)
+		}
+		now = a
+		return err
+	})
+	return now
 }
 
 // Server returns the data server at addr, or nil.

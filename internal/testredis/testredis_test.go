@@ -160,7 +160,7 @@ func TestStartTLS(t *testing.T) {
 }
 
 func TestStartSentinels(t *testing.T) {
-	s := StartSentinels(t)
+	s := StartSentinels(t, "")
 	addr, err := s.MasterAddr()
 	if err != nil || addr != s.Servers[0].Addr {
 		t.Fatalf("master = %q, %v; want %s", addr, err, s.Servers[0].Addr)
