@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,16 @@ import (
 //     invalidation deletes it.
 //   - This instance's own Commit and Delete invalidate their key as soon as
 //     Redis has answered them, before the notification comes back.
+//   - The connection is PINGed every invalPing, each PING carrying the time
+//     it was sent, and a session is served from memory only while the
+//     answer to a PING sent at most freshFor ago has been read. Redis
+//     answers in order on the connection, so every invalidation of a write
+//     it executed before that PING was read first. Hence a write that
+//     returned more than freshFor before a read began is never hidden from
+//     it, however late this process gets to run the goroutine that reads
+//     the invalidations (a stalled or overloaded process reads from Redis
+//     meanwhile), and a network partition that breaks nothing stops the
+//     cache within freshFor too.
 //   - When the connection drops (or stays silent for invalSilence, or the
 //     Sentinels name a new master), the cache is flushed and every read goes
 //     to Redis until a new connection is subscribed.
@@ -60,17 +71,21 @@ type trackingCache struct {
 	m      map[string]cachedSession
 
 	state atomic.Int32 // cacheState, for Status
+	// fresh is when (monoNow) the PING whose answer was read last was
+	// sent; 0 while not subscribed.
+	fresh atomic.Int64
 
 	stop chan struct{}
 	done chan struct{}
 }
 
-// The invalidation connection's keep-alive: a PING every invalPing, and
-// the cache goes off when nothing came back for invalSilence. That bounds
-// how long a silent network partition (a connection that neither works
-// nor breaks) can leave a changed session in the cache.
+// The invalidation connection's keep-alive: a PING every invalPing; the
+// cache serves nothing while the last PING answered was sent more than
+// freshFor ago, and the connection is given up when nothing came back for
+// invalSilence.
 const (
-	invalPing    = 200 * time.Millisecond
+	invalPing    = 10 * time.Millisecond
+	freshFor     = 50 * time.Millisecond
 	invalSilence = time.Second
 	// trackingRetry is how often a Redis that refused CLIENT TRACKING is
 	// asked again.
@@ -128,7 +143,11 @@ func (tc *trackingCache) get(token string) ([]byte, bool, uint64) {
 	e, ok := tc.m[token]
 	gen, active, onGen := tc.gen, tc.active, tc.onGen
 	tc.mu.RUnlock()
-	if !ok || !active || onGen != tc.c.masterGen() || e.expiry <= time.Now().UnixNano() {
+	if !ok || !active || onGen != tc.c.masterGen() {
+		return nil, false, gen
+	}
+	now := time.Now()
+	if e.expiry <= now.UnixNano() || int64(now.Sub(monoEpoch))-tc.fresh.Load() > int64(freshFor) {
 		return nil, false, gen
 	}
 	return append([]byte(nil), e.data...), true, gen
@@ -172,6 +191,9 @@ func (tc *trackingCache) invalidate(all bool, tokens ...string) {
 // setActive turns serving from memory on (on the master of generation
 // onGen) or off, flushing either way.
 func (tc *trackingCache) setActive(active bool, onGen uint64) {
+	if !active {
+		tc.fresh.Store(0)
+	}
 	tc.mu.Lock()
 	tc.gen++
 	tc.active, tc.onGen = active, onGen
@@ -251,6 +273,7 @@ func (tc *trackingCache) subscribe(onActive func()) (bool, error) {
 	if _, err := conn.Do("CLIENT", "TRACKING", "on", "REDIRECT", id, "BCAST", "PREFIX", tc.prefix); err != nil {
 		return false, trackingErr(err)
 	}
+	subscribed := monoNow()
 	if err := conn.Send("SUBSCRIBE", invalChannel); err != nil {
 		return false, err
 	}
@@ -284,7 +307,7 @@ func (tc *trackingCache) subscribe(onActive func()) (bool, error) {
 					conn.Close()
 					return
 				}
-				if conn.Send("PING") != nil || conn.Flush() != nil {
+				if conn.Send("PING", strconv.FormatInt(monoNow(), 10)) != nil || conn.Flush() != nil {
 					conn.Close()
 					return
 				}
@@ -293,6 +316,7 @@ func (tc *trackingCache) subscribe(onActive func()) (bool, error) {
 	}()
 
 	tc.setActive(true, gen)
+	tc.fresh.Store(subscribed)
 	tc.state.Store(int32(cacheActive))
 	onActive()
 	for {
@@ -304,8 +328,15 @@ func (tc *trackingCache) subscribe(onActive func()) (bool, error) {
 		if !ok || len(msg) == 0 {
 			continue
 		}
-		if kind, _ := redis.String(msg[0], nil); kind != "message" || len(msg) != 3 {
-			continue // "pong"
+		kind, _ := redis.String(msg[0], nil)
+		if kind == "pong" && len(msg) == 2 {
+			if sent, err := strconv.ParseInt(string(asBytes(msg[1])), 10, 64); err == nil && sent > tc.fresh.Load() {
+				tc.fresh.Store(sent)
+			}
+			continue
+		}
+		if kind != "message" || len(msg) != 3 {
+			continue
 		}
 		if msg[2] == nil { // FLUSHDB, FLUSHALL
 			tc.invalidate(true)
@@ -322,6 +353,17 @@ func (tc *trackingCache) subscribe(onActive func()) (bool, error) {
 		}
 		tc.invalidate(false, tokens...)
 	}
+}
+
+// monoEpoch and monoNow give monotonic times as integers (nanoseconds),
+// which a wall-clock step cannot move.
+var monoEpoch = time.Now()
+
+func monoNow() int64 { return int64(time.Since(monoEpoch)) }
+
+func asBytes(v interface{}) []byte {
+	b, _ := v.([]byte)
+	return b
 }
 
 // trackingErr marks a Redis error reply (unknown command, NOPERM, a server
