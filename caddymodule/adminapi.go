@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/accounts"
+
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 )
@@ -30,6 +32,7 @@ func init() {
 //	POST /session-auth/activate        userRequest
 //	POST /session-auth/delete-user     userRequest
 //	POST /session-auth/import-django   importRequest
+//	POST /session-auth/unban           userRequest
 //
 // Each takes ?users_db=<path> to choose among several open users databases.
 // Errors are Caddy's admin API errors: {"error":"…"} with a 4xx or 5xx.
@@ -105,6 +108,9 @@ var adminOps = map[string]adminOp{
 	"import-django": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r importRequest) (any, error) {
 		return ua.importUsers(ctx, r)
 	})},
+	"unban": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r userRequest) (any, error) {
+		return ua.unban(ctx, r)
+	})},
 }
 
 func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
@@ -121,16 +127,18 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("reading request body: %v", err)}
 	}
-	sdb, release, err := resolveUsersDB(r.URL.Query().Get("users_db"))
+	sdb, dbKey, release, err := resolveUsersDB(r.URL.Query().Get("users_db"))
 	if err != nil {
 		return apiError(err)
 	}
 	defer release()
+	unban := func(username string) (bool, error) { return unbanUsername(dbKey, username) }
 
-	// Hashing waits for a slot; don't let a client that went away hold one.
+	// Hashing waits for a slot (the handlers', one bound for the process);
+	// don't let a client that went away hold one.
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 	defer cancel()
-	result, err := op.run(ctx, storeAdmin{store: sdb.users, hasher: sharedHasher(maxDefaultHashConcurrency)}, body)
+	result, err := op.run(ctx, storeAdmin{accounts: &accounts.Service{Store: sdb.users, Hasher: processHasher()}, unbanUsername: unban}, body)
 	if err != nil {
 		return apiError(err)
 	}
@@ -161,8 +169,9 @@ func apiError(err error) error {
 // resolveUsersDB finds the open users database to work on: the only one, or
 // the one named by want (the users_db of the config, as written there or
 // absolute; a relative path is also matched as a suffix, in case the CLI
-// runs in another directory than Caddy). release must be called after use.
-func resolveUsersDB(want string) (*sharedDB, func(), error) {
+// runs in another directory than Caddy), and its key. release must be
+// called after use.
+func resolveUsersDB(want string) (*sharedDB, string, func(), error) {
 	var keys []string
 	dbPool.Range(func(k, _ any) bool {
 		if s, ok := k.(string); ok {
@@ -172,20 +181,20 @@ func resolveUsersDB(want string) (*sharedDB, func(), error) {
 	})
 	slices.Sort(keys)
 	if len(keys) == 0 {
-		return nil, nil, &opError{http.StatusNotFound, "no session_auth handler is running in this Caddy (no users database is open)"}
+		return nil, "", nil, &opError{http.StatusNotFound, "no session_auth handler is running in this Caddy (no users database is open)"}
 	}
 	var key string
 	switch {
 	case want == "" && len(keys) == 1:
 		key = keys[0]
 	case want == "":
-		return nil, nil, badRequest("this Caddy has %d users databases open, choose one with --users-db: %s",
+		return nil, "", nil, badRequest("this Caddy has %d users databases open, choose one with --users-db: %s",
 			len(keys), strings.Join(keys, ", "))
 	default:
 		clean := filepath.Clean(want)
 		abs, err := filepath.Abs(clean)
 		if err != nil {
-			return nil, nil, badRequest("users_db %q: %v", want, err)
+			return nil, "", nil, badRequest("users_db %q: %v", want, err)
 		}
 		var matches []string
 		for _, k := range keys {
@@ -197,7 +206,7 @@ func resolveUsersDB(want string) (*sharedDB, func(), error) {
 			matches = matches[i : i+1]
 		}
 		if len(matches) != 1 {
-			return nil, nil, badRequest("users_db %q matches %d of the open users databases: %s",
+			return nil, "", nil, badRequest("users_db %q matches %d of the open users databases: %s",
 				want, len(matches), strings.Join(keys, ", "))
 		}
 		key = matches[0]
@@ -206,9 +215,9 @@ func resolveUsersDB(want string) (*sharedDB, func(), error) {
 	// (If it was closed since the Range above, this opens it again.)
 	sdb, key, err := openSharedDB(key, time.Duration(defaultDBLockTimeout))
 	if err != nil {
-		return nil, nil, err
+		return nil, "", nil, err
 	}
-	return sdb, func() { _, _ = dbPool.Delete(key) }, nil
+	return sdb, key, func() { _, _ = dbPool.Delete(key) }, nil
 }
 
 // Interface guards

@@ -6,12 +6,12 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
+
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/accounts"
 
 	"go.uber.org/zap"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/csrf"
-	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/passwords"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
 )
 
@@ -88,11 +88,12 @@ func (s *SessionAuth) serveAPI(w http.ResponseWriter, r *http.Request, ep endpoi
 	if auth.stale {
 		s.expireSessionCookie(w, r)
 	}
-	if auth.who != nil && isUnsafe(r.Method) {
-		if body := s.checkCSRF(r, auth.who); body != nil {
-			writeJSON(w, http.StatusForbidden, body)
-			return
-		}
+	// Unsafe requests pass the Origin rule with or without a session (no
+	// login or registration from a cross-site page); with one, the token
+	// rule too.
+	if body := s.crossSiteCheck(r, r.Method, auth.who); body != nil {
+		writeJSON(w, http.StatusForbidden, body)
+		return
 	}
 	if ep.needsSession && auth.who == nil {
 		writeJSON(w, http.StatusForbidden, bodyNotAuthenticated)
@@ -119,6 +120,12 @@ type metadata struct {
 func (s *SessionAuth) register(w http.ResponseWriter, r *http.Request, _ authResult) {
 	result := resultInvalid
 	defer func() { metrics.registrations.WithLabelValues(result).Inc() }()
+	if s.Registration == registrationClosed {
+		// Before the throttle: a closed door counts nobody's attempts.
+		result = resultClosed
+		writeJSON(w, http.StatusForbidden, bodyRegistrationClosed)
+		return
+	}
 	if result = s.registerThrottled(w, r); result != "" {
 		return
 	}
@@ -128,63 +135,53 @@ func (s *SessionAuth) register(w http.ResponseWriter, r *http.Request, _ authRes
 		writeJSON(w, derr.status, derr.body)
 		return
 	}
-	var errs fieldErrors
+	// DRF's order: each field's own checks, then whether the two
+	// passwords match; the rules themselves are the accounts package's.
+	var errs accounts.FieldErrors
 	username, okName := stringField(data, "username", &errs)
 	if okName {
-		username = normalizeUsername(username)
-		for _, msg := range usernameProblems(username) {
-			errs.add("username", msg)
-			okName = false
-		}
-	}
-	if okName {
-		_, err := s.users.ByUsername(username)
-		switch {
-		case err == nil:
-			errs.add("username", msgUsernameTaken)
-		case !errors.Is(err, users.ErrNotFound):
+		name, problems, err := s.accounts.CheckUsername(r.Context(), username)
+		if err != nil {
 			result = resultError
 			s.storeFailure(w, "looking up username", err)
 			return
 		}
+		username = name
+		for _, msg := range problems {
+			errs.Add("username", msg)
+		}
 	}
 	email, okEmail := stringField(data, "email", &errs)
-	if okEmail && !validEmail(email) {
-		errs.add("email", msgEmailInvalid)
+	if okEmail {
+		if _, ok := accounts.CheckEmail(email); !ok {
+			errs.Add("email", accounts.MsgEmailInvalid)
+		}
 	}
 	password, okPass := stringField(data, "password", &errs)
 	if okPass {
-		attrs := map[string]string{"username": username, "email": email}
-		for _, msg := range passwords.Validate(password, attrs) {
-			errs.add("password", msg)
+		for _, msg := range accounts.CheckPassword(password, username, email) {
+			errs.Add("password", msg)
 		}
 	}
 	password2, _ := stringField(data, "password2", &errs)
-	if errs.empty() && password != password2 {
-		errs.add("password", msgPasswordsDiffer)
+	if errs.Empty() && password != password2 {
+		errs.Add("password", msgPasswordsDiffer)
 	}
-	if !errs.empty() {
+	if !errs.Empty() {
 		writeValue(w, http.StatusBadRequest, &errs)
 		return
 	}
 
 	ctx, cancel := hashContext(r.Context())
-	hash, err := s.hasher.Hash(ctx, password)
+	u, _, err := s.accounts.Create(ctx, accounts.NewUser{Username: username, Email: email, Password: password})
 	cancel()
-	if err != nil {
-		result = resultError
-		s.storeFailure(w, "hashing password", err) // no slot in time: 503, retry later
+	if fe, ok := errors.AsType[*accounts.FieldErrors](err); ok { // lost a race with another registration
+		writeValue(w, http.StatusBadRequest, fe)
 		return
 	}
-	u := &users.User{Username: username, Email: normalizeEmail(email), PasswordHash: hash, IsActive: true}
-	if err := s.users.Create(u); err != nil {
-		if errors.Is(err, users.ErrUsernameTaken) { // lost a race with another registration
-			errs.add("username", msgUsernameTaken)
-			writeValue(w, http.StatusBadRequest, &errs)
-			return
-		}
+	if err != nil {
 		result = resultError
-		s.storeFailure(w, "creating user", err)
+		s.storeFailure(w, "creating user", err) // also no hashing slot in time: 503, retry later
 		return
 	}
 	result = resultCreated
@@ -201,10 +198,10 @@ func (s *SessionAuth) login(w http.ResponseWriter, r *http.Request, _ authResult
 		writeJSON(w, derr.status, derr.body)
 		return
 	}
-	var errs fieldErrors
+	var errs accounts.FieldErrors
 	username, _ := stringField(data, "username", &errs)
 	password, _ := stringField(data, "password", &errs)
-	if !errs.empty() {
+	if !errs.Empty() {
 		writeValue(w, http.StatusBadRequest, &errs)
 		return
 	}
@@ -214,14 +211,16 @@ func (s *SessionAuth) login(w http.ResponseWriter, r *http.Request, _ authResult
 		result = throttled
 		return
 	}
-	u, ok, err := s.checkCredentials(r, normalizeUsername(username), password)
-	if err != nil {
+	hctx, cancel := hashContext(r.Context())
+	u, err := s.accounts.Authenticate(hctx, username, password)
+	cancel()
+	if err != nil && !errors.Is(err, accounts.ErrBadCredentials) {
 		result = resultError
 		s.loginCanceled(att) // a 503 tells nothing of the password
 		s.storeFailure(w, "checking credentials", err)
 		return
 	}
-	if !ok {
+	if err != nil {
 		result = resultBadCredentials
 		s.loginFailed(att)
 		s.logger.Info("login failed", zap.String("username", loggableUsername(username)), zap.String("client_ip", clientIP(r)))
@@ -254,60 +253,10 @@ type loginResponse struct {
 	CSRFToken string   `json:"csrf_token"`
 }
 
-// checkCredentials verifies a password in the same time whether or not the
-// user exists or is active. A verified outdated hash is upgraded, and the
-// last-login time is recorded.
-func (s *SessionAuth) checkCredentials(r *http.Request, username, password string) (*users.User, bool, error) {
-	ctx, cancel := hashContext(r.Context())
-	defer cancel()
-	u, err := s.users.ByUsername(username)
-	if errors.Is(err, users.ErrNotFound) {
-		s.hasher.VerifyDummy(ctx, password)
-		return nil, false, ctx.Err()
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	ok, rehash, err := s.hasher.Verify(ctx, password, u.PasswordHash)
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return nil, false, ctxErr // no slot in time: 503, not "wrong password"
-	}
-	if err != nil && !errors.Is(err, passwords.ErrUnknownFormat) {
-		s.logger.Warn("unusable password hash", zap.Int64("user_id", u.ID), zap.Error(err))
-	}
-	if !ok || !u.IsActive {
-		return nil, false, nil
-	}
-	var newHash string
-	if rehash {
-		if newHash, err = s.hasher.Hash(ctx, password); err != nil {
-			newHash = ""
-		}
-	}
-	now := time.Now().UTC()
-	updated, err := s.users.Update(u.ID, func(cur *users.User) error {
-		// The password was checked against the record read above; if an
-		// operator changed the password, epoch or state meanwhile, that
-		// check no longer stands (and a rehash must not undo a reset).
-		if cur.PasswordHash != u.PasswordHash || cur.SessionEpoch != u.SessionEpoch || !cur.IsActive {
-			return errCredentialsChanged
-		}
-		cur.LastLogin = now
-		if newHash != "" {
-			cur.PasswordHash = newHash
-		}
-		return nil
-	})
-	if errors.Is(err, errCredentialsChanged) || errors.Is(err, users.ErrNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	return updated, true, nil
+// logUnusableHash logs a stored hash that cannot be verified.
+func (s *SessionAuth) logUnusableHash(u *users.User, err error) {
+	s.logger.Warn("unusable password hash", zap.Int64("user_id", u.ID), zap.Error(err))
 }
-
-var errCredentialsChanged = errors.New("user changed while the password was checked")
 
 func (s *SessionAuth) logout(w http.ResponseWriter, r *http.Request, auth authResult) {
 	if err := s.sessions.Destroy(auth.who.ctx); err != nil {

@@ -38,6 +38,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    session_cookie       <name> [<max_age>]
 //	    csrf_cookie          <name> [<max_age>]
 //	    cookie_domain        <domain>
+//	    cookie_secure        auto | always
 //	    cors_origins         <origin...>
 //	    csrf_trusted_origins <origin...>
 //	    max_body_size        <size>
@@ -45,11 +46,13 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    db_lock_timeout      <duration>
 //	    identity_headers     <user_id> <username> <email>
 //	    login_throttle       off | <user_failures> <ip_failures> <window> <ban>
+//	    login_lockout        off | <failures> <window> [<ban>]
 //	    register_throttle    off | <count> <window>
 //	    throttle_key_prefix  <prefix>
 //	    public               <path_pattern...>
 //	    login_redirect       [<url>]
 //	    login_page           <path>
+//	    registration         open | closed
 //	    health_path          <path>
 //	}
 //
@@ -164,22 +167,21 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&s.HealthPath) {
 				return d.ArgErr()
 			}
-			if len(s.HealthPath) == 0 || s.HealthPath[0] != '/' {
-				return d.Errf("health_path: %q is not an absolute path", s.HealthPath)
-			}
 		case "cookie_domain":
 			if !d.AllArgs(&s.CookieDomain) {
 				return d.ArgErr()
+			}
+		case "cookie_secure":
+			if !d.AllArgs(&s.CookieSecure) {
+				return d.ArgErr()
+			}
+			if s.CookieSecure != "auto" && s.CookieSecure != "always" {
+				return d.Errf("cookie_secure: want auto or always, got %q", s.CookieSecure)
 			}
 		case "public":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
 				return d.ArgErr()
-			}
-			for _, a := range args {
-				if a == "" || (a[0] != '/' && a[0] != '*') {
-					return d.Errf("public: %q is not a path pattern (it must start with / or *)", a)
-				}
 			}
 			s.PublicPaths = append(s.PublicPaths, args...)
 		case "login_redirect":
@@ -190,12 +192,25 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&s.LoginPage) {
 				return d.ArgErr()
 			}
+		case "registration":
+			if !d.AllArgs(&s.Registration) {
+				return d.ArgErr()
+			}
+			if err := checkRegistration(s.Registration); err != nil {
+				return d.Err(err.Error())
+			}
 		case "login_throttle":
 			lt, err := parseLoginThrottle(d)
 			if err != nil {
 				return err
 			}
 			s.LoginThrottle = lt
+		case "login_lockout":
+			lo, err := parseLoginLockout(d)
+			if err != nil {
+				return err
+			}
+			s.LoginLockout = lo
 		case "register_throttle":
 			rt, err := parseRegisterThrottle(d)
 			if err != nil {

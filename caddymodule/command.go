@@ -25,7 +25,7 @@ import (
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/djangoimport"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/passwords"
-	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
+	userbolt "github.com/caddy-session-auth/caddy-session-auth/caddymodule/users/bolt"
 )
 
 func init() {
@@ -42,7 +42,8 @@ func init() {
 const dbOpenTimeout = 2 * time.Second
 
 const commandLong = `
-Creates, changes, lists and imports the users of the session_auth handler.
+Creates, changes, lists, imports and unbans the users of the session_auth
+handler.
 
 Every subcommand works in one of two ways:
 
@@ -81,7 +82,7 @@ func configureCommand(cmd *cobra.Command) {
 	for _, sub := range []*cobra.Command{
 		createUserCommand(), setPasswordCommand(),
 		setActiveCommand(false), setActiveCommand(true),
-		deleteUserCommand(), listUsersCommand(), importDjangoCommand(),
+		deleteUserCommand(), listUsersCommand(), importDjangoCommand(), unbanCommand(),
 	} {
 		sub.Args = cobra.NoArgs
 		if sub.Name() == "import-django" {
@@ -120,10 +121,7 @@ createsuperuser does.
 			Force:     flagBool(cmd, "force"),
 		}
 		// Refuse a bad username or email before asking for a password.
-		if _, err := checkUsername(req.Username); err != nil {
-			return err
-		}
-		if _, err := checkEmail(req.Email); err != nil {
+		if err := checkNewUser(req.Username, req.Email); err != nil {
 			return err
 		}
 		return withAdmin(cmd, true, func(ctx context.Context, ua userAdmin) error {
@@ -233,6 +231,41 @@ reused for new users. To keep the account but refuse logins, use
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted %q (id %d); their sessions have ended\n", res.User.Username, res.User.ID)
+			return nil
+		})
+	}
+	return c
+}
+
+func unbanCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "unban --username NAME",
+		Short: "Lifts a user's login bans",
+		Long: `
+Lifts the bans that failed logins put on a username (login_throttle's
+username ban and login_lockout's lockout) and clears its failure counts,
+so the user can log in again at once from anywhere. Bans of client IPs
+stay. This goes through the running Caddy (--config): the counts live in
+its memory, or in its Redis for every instance.
+`,
+		Example: `  caddy session-auth unban --config Caddyfile --username alice`,
+	}
+	c.Flags().String("username", "", "Username (required; matched regardless of case)")
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		if flagString(cmd, "db") != "" {
+			return errors.New("unban goes through the running Caddy: use --config instead of --db " +
+				"(failed logins are counted in its memory, or in its Redis)")
+		}
+		return withAdmin(cmd, false, func(ctx context.Context, ua userAdmin) error {
+			res, err := ua.unban(ctx, userRequest{Username: flagString(cmd, "username")})
+			if err != nil {
+				return err
+			}
+			if res.Changed {
+				fmt.Fprintf(cmd.OutOrStdout(), "unbanned %q (id %d); failed logins forgotten\n", res.User.Username, res.User.ID)
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "%q (id %d) was not banned; failed logins forgotten\n", res.User.Username, res.User.ID)
+			}
 			return nil
 		})
 	}
@@ -502,7 +535,7 @@ func openLocalAdmin(path string, mayCreate bool) (userAdmin, func() error, error
 			return nil, nil, fmt.Errorf("users db %s does not exist", path)
 		}
 	}
-	db, err := users.OpenDB(path, dbOpenTimeout)
+	db, err := userbolt.OpenDB(path, dbOpenTimeout)
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, nil, fmt.Errorf("%w\nIf Caddy is running with this users_db, manage users through it instead: "+
 			"replace --db with --config <its Caddyfile or JSON config>", err)
@@ -510,12 +543,12 @@ func openLocalAdmin(path string, mayCreate bool) (userAdmin, func() error, error
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := users.NewBoltStore(db)
+	store, err := userbolt.NewStore(db)
 	if err != nil {
 		db.Close()
 		return nil, nil, fmt.Errorf("users db %s: %v", path, err)
 	}
-	return storeAdmin{store: store, hasher: passwords.NewHasher(passwords.DefaultParams, 0)}, db.Close, nil
+	return newStoreAdmin(store, passwords.NewHasher(passwords.DefaultParams, 0)), db.Close, nil
 }
 
 // adminClient sends userAdmin requests to the admin.api.session_auth
@@ -640,4 +673,8 @@ func (c adminClient) listUsers(context.Context) ([]userInfo, error) {
 
 func (c adminClient) importUsers(_ context.Context, r importRequest) (*importResult, error) {
 	return callFor[importResult](c, http.MethodPost, "import-django", r)
+}
+
+func (c adminClient) unban(_ context.Context, r userRequest) (*userResult, error) {
+	return callFor[userResult](c, http.MethodPost, "unban", r)
 }

@@ -1,6 +1,7 @@
 package caddymodule_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -118,7 +119,7 @@ func TestCLIThroughAdminAPI(t *testing.T) {
 		t.Fatal("site A's users store is not open")
 	}
 	for name, prefix := range map[string]string{"alice": "pbkdf2_sha256$", "bob": "argon2$argon2id$", "carol": "bcrypt_sha256$", "Zoë.Ōsaka_東京": "argon2$argon2id$"} {
-		u, err := store.ByUsername(name)
+		u, err := store.ByUsername(context.Background(), name)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -129,7 +130,7 @@ func TestCLIThroughAdminAPI(t *testing.T) {
 		if a.whoami(t, sess) != 200 {
 			t.Errorf("%s: imported user's session refused", name)
 		}
-		u, err = store.ByUsername(name)
+		u, err = store.ByUsername(context.Background(), name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,7 +157,7 @@ func TestCLIThroughAdminAPI(t *testing.T) {
 	if r.stdout != "imported 0, skipped 6\n" {
 		t.Errorf("re-import: %q", r.stdout)
 	}
-	u, err := store.ByUsername("alice")
+	u, err := store.ByUsername(context.Background(), "alice")
 	if err != nil || !strings.HasPrefix(u.PasswordHash, "$argon2id$") {
 		t.Errorf("re-import touched alice: %v %.16s…", err, u.PasswordHash)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/djangoimport"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/passwords"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
+	userbolt "github.com/caddy-session-auth/caddy-session-auth/caddymodule/users/bolt"
 )
 
 // cliRun is one finished `caddy session-auth ...` invocation.
@@ -116,16 +117,16 @@ func byUsername(list []map[string]any, name string) map[string]any {
 // would see it.
 func readUser(t *testing.T, dbPath, username string) *users.User {
 	t.Helper()
-	db, err := users.OpenDB(dbPath, time.Second)
+	db, err := userbolt.OpenDB(dbPath, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	store, err := users.NewBoltStore(db)
+	store, err := userbolt.NewStore(db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := store.ByUsername(username)
+	u, err := store.ByUsername(context.Background(), username)
 	if err != nil {
 		t.Fatalf("user %q: %v", username, err)
 	}
@@ -305,7 +306,7 @@ func TestCLIUsersWithDB(t *testing.T) {
 // --config.
 func TestCLILockedDB(t *testing.T) {
 	dbPath := filepath.Join(t.TempDir(), "users.db")
-	held, err := users.OpenDB(dbPath, time.Second)
+	held, err := userbolt.OpenDB(dbPath, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/accounts"
 )
 
 // fieldKind says what a submitted field held, for DRF-style messages.
@@ -47,8 +49,8 @@ func detailError(status int, msg string) *decodeError {
 }
 
 func nonFieldError(msg string) *decodeError {
-	var errs fieldErrors
-	errs.add("non_field_errors", msg)
+	var errs accounts.FieldErrors
+	errs.Add("non_field_errors", msg)
 	b, _ := errs.MarshalJSON()
 	return &decodeError{http.StatusBadRequest, b}
 }

@@ -10,12 +10,16 @@ import (
 // (Caddy's forward_auth, nginx auth_request, Traefik ForwardAuth): 200 with
 // the identity headers for a live session, else the JSON 403 (or, for a
 // browser navigation with login_redirect set, 302 to the sign-in page).
-// The original method and URI come from X-Forwarded-Method/-Uri, so
-// unsafe requests are held to the CSRF rules as on the gate.
+// The original method and URI come from X-Forwarded-Method/-Uri, the
+// original origin from X-Forwarded-Host/-Proto, so unsafe requests and
+// WebSocket handshakes are held to the cross-site rules as on the gate.
+// Without X-Forwarded-Method the method is unknown: every request is held
+// to the Origin rule (the token rule needs the method).
 func (s *SessionAuth) forwardAuth(w http.ResponseWriter, r *http.Request) {
-	method := r.Header.Get("X-Forwarded-Method")
+	original := r.Header.Get("X-Forwarded-Method")
+	method := original
 	if method == "" {
-		method = r.Method
+		method = r.Method // for the sign-in redirect: the subrequest's GET
 	}
 	auth, err := s.authenticate(r)
 	if err != nil {
@@ -27,21 +31,15 @@ func (s *SessionAuth) forwardAuth(w http.ResponseWriter, r *http.Request) {
 			s.expireSessionCookie(w, r)
 		}
 		if s.wantsLoginRedirect(r, method) {
-			next := r.Header.Get("X-Forwarded-Uri")
-			if next == "" || next[0] != '/' {
-				next = "/"
-			}
-			s.redirectToLogin(w, next)
+			s.redirectToLogin(w, r.Header.Get("X-Forwarded-Uri"))
 			return
 		}
 		writeJSON(w, http.StatusForbidden, bodyNotAuthenticated)
 		return
 	}
-	if isUnsafe(method) {
-		if body := s.checkCSRF(originalRequest(r), auth.who); body != nil {
-			writeJSON(w, http.StatusForbidden, body)
-			return
-		}
+	if body := s.crossSiteCheck(originalRequest(r), original, auth.who); body != nil {
+		writeJSON(w, http.StatusForbidden, body)
+		return
 	}
 	u := auth.who.user
 	s.strip.setIdentity(w.Header(), strconv.FormatInt(u.ID, 10), u)

@@ -1,6 +1,7 @@
 package caddymodule_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -75,7 +76,7 @@ func TestGate(t *testing.T) {
 			t.Fatal("no users store for the site's DB")
 		}
 		bump := func(fn func(u *users.User)) {
-			if _, err := store.Update(1, func(u *users.User) error { fn(u); return nil }); err != nil {
+			if _, err := store.Update(context.Background(), 1, func(u *users.User) error { fn(u); return nil }); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -87,7 +88,7 @@ func TestGate(t *testing.T) {
 		}
 		bump(func(u *users.User) { u.SessionEpoch++ })
 		assertDenied(t, s.do(t, req{method: "GET", path: "/app/page", session: sess}))
-		if err := store.Delete(1); err != nil {
+		if err := store.Delete(context.Background(), 1); err != nil {
 			t.Fatal(err)
 		}
 		fresh := s.do(t, req{method: "GET", path: "/api/user/", session: sess})

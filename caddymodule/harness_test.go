@@ -30,6 +30,9 @@ func TestMain(m *testing.M) {
 	}
 	os.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
 	os.Setenv("XDG_DATA_HOME", filepath.Join(dir, "data"))
+	// Caddy computed its autosave path from $HOME before this ran: a config
+	// loaded without persist_config off must not write there.
+	caddy.ConfigAutosavePath = filepath.Join(dir, "config", "caddy", "autosave.json")
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -2,39 +2,91 @@ package caddymodule
 
 import (
 	"context"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/passwords"
 )
 
-// Password hashers are shared by every handler in the process (all sites,
-// old and new config during a reload, the admin API), so hash_concurrency
-// bounds argon2's memory for the whole process rather than per handler.
+// One password hasher serves the whole process: every handler (all sites,
+// old and new config during a reload) and the admin API hash through it,
+// so one semaphore bounds argon2's memory for the process, whatever each
+// handler's hash_concurrency. Its size is the smallest hash_concurrency
+// among the handlers provisioned and not yet cleaned up (the default with
+// none): the bound is a memory limit, and the tightest one asked for holds.
 var hashers struct {
 	sync.Mutex
-	byLimit map[int]*passwords.Hasher
+	hasher *passwords.Hasher
+	limits map[int]int // hash_concurrency -> handlers holding it
 }
 
-func sharedHasher(concurrency int) *passwords.Hasher {
+// defaultHashConcurrency is the number of CPUs, at most 4.
+func defaultHashConcurrency() int {
+	return min(runtime.NumCPU(), maxDefaultHashConcurrency)
+}
+
+// processHasher returns the process's hasher.
+func processHasher() *passwords.Hasher {
 	hashers.Lock()
 	defer hashers.Unlock()
-	if h, ok := hashers.byLimit[concurrency]; ok {
-		return h
+	return processHasherLocked()
+}
+
+func processHasherLocked() *passwords.Hasher {
+	if hashers.hasher == nil {
+		hashers.hasher = passwords.NewHasher(passwords.DefaultParams, defaultHashConcurrency())
+		hashers.hasher.SetObserver(observeHash)
+		hashers.limits = map[int]int{}
 	}
-	if hashers.byLimit == nil {
-		hashers.byLimit = map[int]*passwords.Hasher{}
-	}
-	h := passwords.NewHasher(passwords.DefaultParams, concurrency)
-	h.SetObserver(observeHash)
-	hashers.byLimit[concurrency] = h
+	return hashers.hasher
+}
+
+// acquireHasher registers a handler's hash_concurrency and returns the
+// process's hasher, its bound updated; releaseHasher undoes it.
+func acquireHasher(concurrency int) *passwords.Hasher {
+	hashers.Lock()
+	defer hashers.Unlock()
+	h := processHasherLocked()
+	hashers.limits[concurrency]++
+	setHashLimitLocked()
 	return h
 }
 
-// hashWait bounds how long a request waits for a hashing slot: under a
-// flood, requests are answered 503 instead of piling up.
-const hashWait = 10 * time.Second
+func releaseHasher(concurrency int) {
+	hashers.Lock()
+	defer hashers.Unlock()
+	if hashers.limits[concurrency] <= 1 {
+		delete(hashers.limits, concurrency)
+	} else {
+		hashers.limits[concurrency]--
+	}
+	setHashLimitLocked()
+}
+
+func setHashLimitLocked() {
+	limit := 0
+	for n := range hashers.limits {
+		if limit == 0 || n < limit {
+			limit = n
+		}
+	}
+	if limit == 0 {
+		limit = defaultHashConcurrency()
+	}
+	hashers.hasher.Slots().SetLimit(limit)
+}
+
+// defaultHashWait bounds how long a request waits for a hashing slot:
+// under a flood, requests are answered 503 instead of piling up. hashWait
+// holds it (tests shorten it).
+const defaultHashWait = 10 * time.Second
+
+var hashWait atomic.Int64
+
+func init() { hashWait.Store(int64(defaultHashWait)) }
 
 func hashContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, hashWait)
+	return context.WithTimeout(ctx, time.Duration(hashWait.Load()))
 }

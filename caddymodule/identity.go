@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,7 +12,9 @@ import (
 )
 
 // headerNames is the set of identity header names, normalised (lower case,
-// '_' read as '-'), so that every spelling a client may send is caught.
+// without '-', '_' and '.'), so that every spelling a client may send is
+// caught: CGI-style backends (PHP, WSGI) read X_Auth_User_Id, and PHP also
+// X.Auth.User.Id, as X-Auth-User-Id.
 type headerNames struct {
 	userID, username, email string // canonical names we set
 	normal                  []string
@@ -30,38 +33,128 @@ func newHeaderNames(userID, username, email string) headerNames {
 }
 
 func normalHeader(h string) string {
-	return strings.ReplaceAll(strings.ToLower(h), "_", "-")
+	return strings.NewReplacer("-", "", "_", "", ".", "").Replace(strings.ToLower(h))
 }
 
-// sameHeader compares a header key with a normalised name without allocating.
+// sameHeader compares a header name with a normalised name, ignoring case,
+// '-', '_' and '.', without allocating.
 func sameHeader(key, normal string) bool {
-	if len(key) != len(normal) {
+	if len(key) < len(normal) {
 		return false
 	}
+	j := 0
 	for i := 0; i < len(key); i++ {
 		c := key[i]
-		if 'A' <= c && c <= 'Z' {
+		switch {
+		case c == '-' || c == '_' || c == '.':
+			continue
+		case 'A' <= c && c <= 'Z':
 			c += 'a' - 'A'
-		} else if c == '_' {
-			c = '-'
 		}
-		if c != normal[i] {
+		if j == len(normal) || c != normal[j] {
 			return false
 		}
+		j++
 	}
-	return true
+	return j == len(normal)
 }
 
-// stripIdentity removes every client-sent copy of the identity headers.
+func (n headerNames) isIdentity(key string) bool {
+	for _, name := range n.normal {
+		if sameHeader(key, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// stripIdentity removes every client-sent copy of the identity headers, and
+// their names from the Connection header: a proxy (reverse_proxy,
+// php_fastcgi) drops the headers that Connection names, which would remove
+// the identity the gate sets.
 func (n headerNames) stripIdentity(h http.Header) {
 	for key := range h {
-		for _, name := range n.normal {
-			if sameHeader(key, name) {
-				delete(h, key)
-				break
+		if n.isIdentity(key) {
+			delete(h, key)
+		}
+	}
+	if v, ok := h["Connection"]; ok {
+		if kept, changed := n.connectionWithout(v); changed {
+			if len(kept) == 0 {
+				delete(h, "Connection")
+			} else {
+				h["Connection"] = kept
 			}
 		}
 	}
+}
+
+// connectionWithout returns the Connection header's values without the
+// tokens that name an identity header. It allocates only when there is
+// one (the common `Connection: keep-alive` costs nothing).
+func (n headerNames) connectionWithout(values []string) ([]string, bool) {
+	found := false
+	for _, v := range values {
+		for rest := v; rest != "" && !found; {
+			var tok string
+			tok, rest, _ = strings.Cut(rest, ",")
+			found = n.isIdentity(strings.Trim(tok, " \t"))
+		}
+	}
+	if !found {
+		return values, false
+	}
+	var kept []string
+	for _, v := range values {
+		var toks []string
+		for tok := range strings.SplitSeq(v, ",") {
+			if tok = strings.Trim(tok, " \t"); tok != "" && !n.isIdentity(tok) {
+				toks = append(toks, tok)
+			}
+		}
+		if len(toks) > 0 {
+			kept = append(kept, strings.Join(toks, ", "))
+		}
+	}
+	return kept, true
+}
+
+// stripTrailers removes identity names from the request's trailers, now
+// (declared names) and when the body has been read (their values): Caddy's
+// reverse_proxy forwards request trailers. net/http fills r.Trailer, a map
+// the handlers' copies of the request share, only for declared trailers.
+func (n headerNames) stripTrailers(r *http.Request) {
+	if r.Trailer == nil {
+		return
+	}
+	for key := range r.Trailer {
+		if n.isIdentity(key) {
+			delete(r.Trailer, key)
+		}
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &trailerStripper{ReadCloser: r.Body, names: n, trailer: r.Trailer}
+	}
+}
+
+// trailerStripper removes identity trailers once the body reaches EOF,
+// which is when net/http stores the trailers' values.
+type trailerStripper struct {
+	io.ReadCloser
+	names   headerNames
+	trailer http.Header
+}
+
+func (b *trailerStripper) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		for key := range b.trailer {
+			if b.names.isIdentity(key) {
+				delete(b.trailer, key)
+			}
+		}
+	}
+	return n, err
 }
 
 // setIdentity writes the identity headers into h (a request's, for the

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,7 @@ var metrics struct {
 	registrations *prometheus.CounterVec
 	gate          *prometheus.CounterVec
 	throttled     *prometheus.CounterVec
+	lockouts      prometheus.Counter
 	storeErrors   *prometheus.CounterVec
 	hashSeconds   prometheus.Histogram
 
@@ -43,7 +45,7 @@ func initMetrics(registry *prometheus.Registry) error {
 		}, []string{"result"})
 		metrics.registrations = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "registrations_total",
-			Help: "Registrations by result: created, invalid, throttled, error.",
+			Help: "Registrations by result: created, invalid, throttled, closed (registration closed), error.",
 		}, []string{"result"})
 		metrics.gate = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "gate_decisions_total",
@@ -51,8 +53,12 @@ func initMetrics(registry *prometheus.Registry) error {
 		}, []string{"result"})
 		metrics.throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "throttled_requests_total",
-			Help: "Requests refused with 429, by what was throttled: login_username, login_ip, register_ip.",
+			Help: "Requests refused with 429, by what was throttled: login_username, login_ip, login_lockout, register_ip.",
 		}, []string{"kind"})
+		metrics.lockouts = prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "login_lockouts_total",
+			Help: "Usernames locked out by login_lockout (too many failed logins in its long window).",
+		})
 		metrics.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "store_errors_total",
 			Help: "Failed session or user store operations (answered 503).",
@@ -73,7 +79,7 @@ func initMetrics(registry *prometheus.Registry) error {
 		return nil
 	}
 	for _, c := range []prometheus.Collector{metrics.logins, metrics.registrations, metrics.gate,
-		metrics.throttled, metrics.storeErrors, metrics.hashSeconds} {
+		metrics.throttled, metrics.lockouts, metrics.storeErrors, metrics.hashSeconds} {
 		// Several session_auth handlers share one registry: register once.
 		if err := registry.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
@@ -85,4 +91,12 @@ func initMetrics(registry *prometheus.Registry) error {
 	return nil
 }
 
-func observeHash(d time.Duration) { metrics.hashSeconds.Observe(d.Seconds()) }
+// hashTap, when set (by tests), is told of every hash too.
+var hashTap atomic.Pointer[func(time.Duration)]
+
+func observeHash(d time.Duration) {
+	metrics.hashSeconds.Observe(d.Seconds())
+	if tap := hashTap.Load(); tap != nil {
+		(*tap)(d)
+	}
+}

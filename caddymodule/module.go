@@ -5,10 +5,12 @@ import (
 	"log/slog"
 	"net/url"
 	"path/filepath"
-	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/accounts"
 
 	"github.com/alexedwards/scs/v2"
 	"github.com/caddyserver/caddy/v2"
@@ -98,6 +100,13 @@ type SessionAuth struct {
 	// (host-only cookies).
 	CookieDomain string `json:"cookie_domain,omitempty"`
 
+	// CookieSecure says when both cookies get the Secure attribute: "auto"
+	// when the client's request is HTTPS (it came over TLS, or from one of
+	// the server's trusted_proxies with `X-Forwarded-Proto: https`),
+	// "always" on every response (needed for `__Host-` and `__Secure-`
+	// cookie names). Default: "auto".
+	CookieSecure string `json:"cookie_secure,omitempty"`
+
 	// CSRFCookie names the cookie that carries the (masked) CSRF token.
 	// Default: "csrftoken".
 	CSRFCookie string `json:"csrf_cookie,omitempty"`
@@ -118,7 +127,9 @@ type SessionAuth struct {
 	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
 
 	// HashConcurrency bounds how many password hashes run at once (each
-	// takes 19 MiB), so a login flood cannot exhaust memory.
+	// takes 19 MiB), so a login flood cannot exhaust memory. The bound is
+	// one for the whole process (every site, the admin API): with several
+	// session_auth handlers, the smallest figure applies.
 	// Default: the number of CPUs, at most 4.
 	HashConcurrency int `json:"hash_concurrency,omitempty"`
 
@@ -136,6 +147,12 @@ type SessionAuth struct {
 	// ban that username or IP for 5 minutes. See LoginThrottle.
 	LoginThrottle *LoginThrottle `json:"login_throttle,omitempty"`
 
+	// LoginLockout locks a username out after many failed logins from
+	// any IPs over a long window, until a login from an IP known to the
+	// account or an operator's unban. Default: on, 50 failures within 24h.
+	// See LoginLockout.
+	LoginLockout *LoginLockout `json:"login_lockout,omitempty"`
+
 	// RegisterThrottle bounds registrations per client IP. Default: on,
 	// 20 per IP per 10 minutes. See RegisterThrottle.
 	RegisterThrottle *RegisterThrottle `json:"register_throttle,omitempty"`
@@ -152,10 +169,13 @@ type SessionAuth struct {
 
 	// PublicPaths are path patterns (Caddy's path matcher syntax: exact,
 	// prefix `/static/*`, suffix `*.css`, substring) that pass without a
-	// session and without identity headers. Only canonical paths qualify:
-	// a path with `..`, `//`, a backslash or an encoded `/`, `.` or `\` is
-	// never public, so it cannot reach a protected page through a public
-	// pattern.
+	// session and without identity headers, matched case-sensitively. Only
+	// canonical paths qualify: a path with `..`, `//`, a backslash, `;` or
+	// an encoded `/`, `.`, `\`, `;`, `?`, `#` or `%` is never public, and a
+	// pattern that begins with `*` never matches a path with a `.` before
+	// its last segment (/admin/users.php/x.css runs users.php in PHP), so
+	// no request reaches a protected page through a public pattern. Every
+	// pattern must begin with `/` or `*`.
 	PublicPaths []string `json:"public_paths,omitempty"`
 
 	// LoginRedirect, if set, sends browser navigations (GET or HEAD asking
@@ -168,18 +188,26 @@ type SessionAuth struct {
 	// APIPrefix. Default: "signin/".
 	LoginPage string `json:"login_page,omitempty"`
 
+	// Registration is "open" (anyone may POST <api_prefix>/register/) or
+	// "closed" (the endpoint answers 403 and the sign-in page offers no
+	// form; operators create users with the CLI or the admin API).
+	// Default: "open".
+	Registration string `json:"registration,omitempty"`
+
 	logger    *zap.Logger
 	db        *sharedDB
 	dbKey     string
 	slogger   *slog.Logger
 	backend   sessionBackend
 	users     users.Store
+	accounts  *accounts.Service // account rules over users
 	sessions  *scs.SessionManager
-	hasher    *passwords.Hasher
-	limits    *limiter      // login and registration throttles
-	inflight  *atomic.Int64 // requests being served (drain.go)
-	origins   originSet     // CORS origins
-	trusted   originSet     // CORS + CSRF trusted origins
+	hasher    *passwords.Hasher // the process's (hashers.go)
+	hashHeld  bool              // HashConcurrency counts toward its bound
+	limits    *limiter          // login and registration throttles
+	inflight  *atomic.Int64     // requests being served (drain.go)
+	origins   originSet         // CORS origins
+	trusted   originSet         // CORS + CSRF trusted origins
 	routes    map[string]endpoint
 	redirects map[string]struct{} // slash-less API paths
 	public    caddyhttp.MatchPath
@@ -187,6 +215,10 @@ type SessionAuth struct {
 	page      signinPage
 	health    *healthCheck
 	strip     headerNames
+
+	// cookieWarned: an upstream's Set-Cookie for our cookies was logged
+	// (cookieguard.go).
+	cookieWarned *atomic.Bool
 }
 
 // IdentityHeaders names the headers set on requests to the upstream.
@@ -209,6 +241,7 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	s.logger = ctx.Logger()
 	s.slogger = ctx.Slogger()
 	s.inflight = new(atomic.Int64)
+	s.cookieWarned = new(atomic.Bool)
 	s.setDefaults()
 	var err error
 	if s.origins, err = parseOrigins(s.CORSOrigins); err != nil {
@@ -219,11 +252,13 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("csrf_trusted_origins: %v", err)
 	}
 	s.trusted = s.origins.union(trusted)
-	s.public = caddyhttp.MatchPath(s.PublicPaths)
+	// Caddy's matcher lower-cases its patterns in place: give it a copy, so
+	// that PublicPaths keeps the case that matchesCase needs.
+	s.public = caddyhttp.MatchPath(slices.Clone(s.PublicPaths))
 	if err := s.public.Provision(ctx); err != nil {
 		return fmt.Errorf("public: %v", err)
 	}
-	if s.page, err = newSigninPage(s.APIPrefix, s.CSRFCookie); err != nil {
+	if s.page, err = newSigninPage(s.APIPrefix, s.CSRFCookie, s.Registration == registrationOpen); err != nil {
 		return err
 	}
 	if s.routes, err = s.buildRoutes(); err != nil {
@@ -232,9 +267,9 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	s.redirects = slashless(s.routes)
 	s.strip = newHeaderNames(s.IdentityHeaders.UserID, s.IdentityHeaders.Username, s.IdentityHeaders.Email)
 	if s.HashConcurrency <= 0 {
-		s.HashConcurrency = min(runtime.NumCPU(), maxDefaultHashConcurrency)
+		s.HashConcurrency = defaultHashConcurrency()
 	}
-	s.hasher = sharedHasher(s.HashConcurrency)
+	s.hasher, s.hashHeld = acquireHasher(s.HashConcurrency), true // released in release()
 	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
@@ -243,6 +278,7 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 		return err
 	}
 	s.users = s.db.users
+	s.accounts = &accounts.Service{Store: s.users, Hasher: s.hasher, OnUnusableHash: s.logUnusableHash}
 
 	s.sessions = scs.New()
 	s.sessions.Lifetime = time.Duration(s.SessionMaxAge)
@@ -282,6 +318,9 @@ func (s *SessionAuth) setDefaults() {
 	if s.CSRFCookie == "" {
 		s.CSRFCookie = defaultCSRFCookie
 	}
+	if s.CookieSecure == "" {
+		s.CookieSecure = cookieSecureAuto
+	}
 	if s.SessionMaxAge <= 0 {
 		s.SessionMaxAge = defaultSessionAge
 	}
@@ -299,6 +338,9 @@ func (s *SessionAuth) setDefaults() {
 	}
 	if s.LoginPage == "" {
 		s.LoginPage = "signin/"
+	}
+	if s.Registration == "" {
+		s.Registration = registrationOpen
 	}
 	s.LoginPage = strings.Trim(s.LoginPage, "/") + "/"
 	s.loginURL = s.LoginRedirect
@@ -322,12 +364,21 @@ func (s *SessionAuth) setDefaults() {
 
 // Validate checks settings that Provision cannot fix.
 func (s *SessionAuth) Validate() error {
+	if err := s.checkPaths(); err != nil {
+		return err
+	}
 	if s.SessionCookie == s.CSRFCookie {
 		return fmt.Errorf("session_cookie and csrf_cookie must differ")
+	}
+	if s.CookieSecure != cookieSecureAuto && s.CookieSecure != cookieSecureAlways {
+		return fmt.Errorf("cookie_secure: want auto or always, got %q", s.CookieSecure)
 	}
 	for _, name := range []string{s.SessionCookie, s.CSRFCookie} {
 		if !validCookieName(name) {
 			return fmt.Errorf("invalid cookie name %q", name)
+		}
+		if err := s.checkCookiePrefix(name); err != nil {
+			return err
 		}
 	}
 	if s.loginURL != "" {
@@ -337,6 +388,9 @@ func (s *SessionAuth) Validate() error {
 		if err != nil || (u.Scheme != "" && u.Scheme != "http" && u.Scheme != "https") || (u.Scheme == "" && !relative) {
 			return fmt.Errorf("login_redirect: want an absolute path or an http(s) URL, got %q", s.LoginRedirect)
 		}
+	}
+	if err := checkRegistration(s.Registration); err != nil {
+		return err
 	}
 	if s.Redis != "" {
 		if _, err := url.Parse(s.Redis); err != nil && !strings.Contains(s.Redis, "+sentinel://") {
@@ -349,6 +403,10 @@ func (s *SessionAuth) Validate() error {
 // release releases the shared stores this instance acquired (Cleanup, in
 // drain.go, calls it once no request is using them).
 func (s *SessionAuth) release() error {
+	if s.hashHeld {
+		releaseHasher(s.HashConcurrency)
+		s.hashHeld = false
+	}
 	var firstErr error
 	if s.backend != nil {
 		if err := s.backend.release(); err != nil {
@@ -364,6 +422,31 @@ func (s *SessionAuth) release() error {
 		firstErr = err
 	}
 	return firstErr
+}
+
+// Values of CookieSecure.
+const (
+	cookieSecureAuto   = "auto"
+	cookieSecureAlways = "always"
+)
+
+// checkCookiePrefix refuses a cookie name whose prefix browsers would hold
+// against the cookies we set: `__Secure-` needs Secure on every response,
+// `__Host-` that too and no Domain (Path=/ it always has). Browsers match
+// the prefixes regardless of case.
+func (s *SessionAuth) checkCookiePrefix(name string) error {
+	lower := strings.ToLower(name)
+	host := strings.HasPrefix(lower, "__host-")
+	if !host && !strings.HasPrefix(lower, "__secure-") {
+		return nil
+	}
+	if s.CookieSecure != cookieSecureAlways {
+		return fmt.Errorf("cookie name %q: browsers accept a %s cookie only with Secure: set cookie_secure always", name, name[:strings.IndexByte(name, '-')+1])
+	}
+	if host && s.CookieDomain != "" {
+		return fmt.Errorf("cookie name %q: browsers refuse a __Host- cookie with a Domain: remove cookie_domain, or use another name", name)
+	}
+	return nil
 }
 
 func validCookieName(name string) bool {

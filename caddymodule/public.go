@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"path"
@@ -9,9 +10,9 @@ import (
 
 // isPublic reports whether the request may pass without a session. Only a
 // canonical path can be public: whatever the upstream makes of `..`, `//`,
-// backslashes, path parameters (`;`, which Tomcat and Spring strip) or
-// encoded separators, it must not be able to resolve a "public" request to
-// a protected resource.
+// backslashes, path parameters (`;`, which Tomcat and Spring strip),
+// encoded separators or an encoded `?`, `#` or `%`, it must not be able to
+// resolve a "public" request to a protected resource.
 func (s *SessionAuth) isPublic(r *http.Request) bool {
 	if len(s.public) == 0 || !canonicalPath(r.URL) {
 		return false
@@ -22,9 +23,16 @@ func (s *SessionAuth) isPublic(r *http.Request) bool {
 }
 
 // matchesCase applies path-matcher patterns case-sensitively: exact,
-// prefix*, *suffix, *substring*, or a path.Match glob.
+// prefix*, *suffix, *substring*, or a path.Match glob. A pattern that
+// begins with `*` never matches a path with a `.` in a segment before the
+// last: PHP (cgi.fix_pathinfo), nginx and Apache path-info set-ups run
+// /admin/users.php for /admin/users.php/x.css.
 func matchesCase(patterns []string, p string) bool {
+	dirDot := strings.Contains(p[:strings.LastIndexByte(p, '/')+1], ".")
 	for _, pat := range patterns {
+		if dirDot && strings.HasPrefix(pat, "*") {
+			continue
+		}
 		inner := strings.Trim(pat, "*")
 		switch {
 		case !strings.Contains(pat, "*"):
@@ -54,7 +62,8 @@ func matchesCase(patterns []string, p string) bool {
 
 func canonicalPath(u *url.URL) bool {
 	p := u.Path
-	if p == "" || p[0] != '/' || strings.Contains(p, "//") || strings.ContainsAny(p, "\\;\x00") {
+	// p is decoded: a `?`, `#` or `%` in it was sent encoded.
+	if p == "" || p[0] != '/' || strings.Contains(p, "//") || strings.ContainsAny(p, "\\;\x00?#%") {
 		return false
 	}
 	for seg := range strings.SplitSeq(p[1:], "/") {
@@ -88,8 +97,54 @@ func (s *SessionAuth) redirectToLogin(w http.ResponseWriter, next string) {
 		sep = "&"
 	}
 	h := w.Header()
-	h.Set("Location", s.loginURL+sep+"next="+url.QueryEscape(next))
+	h.Set("Location", s.loginURL+sep+"next="+url.QueryEscape(onSite(next)))
 	h["Cache-Control"] = valNoStore
 	h["Content-Length"] = valZero
 	w.WriteHeader(http.StatusFound)
+}
+
+// onSite makes next a path on this site, for a sign-in page that sends the
+// browser there: a leading run of slashes and backslashes, sent raw or
+// encoded (%2F, %5C), with the tabs and newlines browsers ignore (%09, %0A,
+// %0D), collapses to one `/`, so `//evil.com/` (a browser reads it as
+// https://evil.com/) becomes `/evil.com/`. Anything not starting with `/`
+// becomes `/`.
+func onSite(next string) string {
+	if next == "" || next[0] != '/' {
+		return "/"
+	}
+	i := 1
+	for i < len(next) {
+		switch c := next[i]; {
+		case c == '/' || c == '\\' || c == '\t' || c == '\n' || c == '\r':
+			i++
+		case c == '%' && i+2 < len(next) && isSeparatorEscape(next[i+1:i+3]):
+			i += 3
+		default:
+			return "/" + next[i:]
+		}
+	}
+	return "/"
+}
+
+func isSeparatorEscape(hex string) bool {
+	for _, sep := range []string{"2F", "5C", "09", "0A", "0D"} {
+		if strings.EqualFold(hex, sep) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkPaths rejects path settings that can never match a request.
+func (s *SessionAuth) checkPaths() error {
+	if s.HealthPath == "" || s.HealthPath[0] != '/' {
+		return fmt.Errorf("health_path: %q is not an absolute path", s.HealthPath)
+	}
+	for _, p := range s.PublicPaths {
+		if p == "" || (p[0] != '/' && p[0] != '*') {
+			return fmt.Errorf("public: %q is not a path pattern (it must start with / or *)", p)
+		}
+	}
+	return nil
 }

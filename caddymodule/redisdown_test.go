@@ -1,6 +1,7 @@
 package caddymodule_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,7 +48,7 @@ func TestRedisDownAndBack(t *testing.T) {
 	s := startCustomSite(t, siteConfig{redisURL: srv.URL()})
 	sess := s.newUser(t, "survivor")
 	store := caddymodule.UsersOf(s.dbPath)
-	before, err := store.ByUsername("survivor")
+	before, err := store.ByUsername(context.Background(), "survivor")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func TestRedisDownAndBack(t *testing.T) {
 		assertUnavailable(t, c.name, r, took)
 		t.Logf("%s with Redis down: %d in %v", c.name, r.StatusCode, took.Round(time.Millisecond))
 	}
-	after, err := store.ByUsername("survivor")
+	after, err := store.ByUsername(context.Background(), "survivor")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestRedisDownAndBack(t *testing.T) {
 		!after.LastLogin.Equal(before.LastLogin) || !after.IsActive {
 		t.Errorf("user changed during the outage: %+v -> %+v", before, after)
 	}
-	if all, _ := store.List(); len(all) != 1 {
+	if all, _ := store.List(context.Background()); len(all) != 1 {
 		t.Errorf("%d users after the outage, want 1", len(all))
 	}
 

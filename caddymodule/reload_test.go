@@ -1,6 +1,7 @@
 package caddymodule_test
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -113,7 +114,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		if r := s.register(t, "afterwards", "a@example.com", strongPassword); r.StatusCode != 201 {
 			t.Fatalf("register after the reloads: %d %s", r.StatusCode, r.body)
 		}
-		if u, err := caddymodule.UsersOf(s.dbPath).ByUsername("afterwards"); err != nil || u == nil {
+		if u, err := caddymodule.UsersOf(s.dbPath).ByUsername(context.Background(), "afterwards"); err != nil || u == nil {
 			t.Errorf("new user not in %s: %v", s.dbPath, err)
 		}
 	})

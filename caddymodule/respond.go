@@ -73,38 +73,6 @@ func writeMethodNotAllowed(w http.ResponseWriter, method string) {
 	writeDetail(w, http.StatusMethodNotAllowed, `Method "`+method+`" not allowed.`)
 }
 
-// fieldErrors is DRF's validation error shape, {"field": ["message", ...]},
-// with fields in the order they failed (as DRF's ordered dict).
-type fieldErrors struct {
-	fields []string
-	msgs   map[string][]string
-}
-
-func (e *fieldErrors) add(field, msg string) {
-	if e.msgs == nil {
-		e.msgs = map[string][]string{}
-	}
-	if _, seen := e.msgs[field]; !seen {
-		e.fields = append(e.fields, field)
-	}
-	e.msgs[field] = append(e.msgs[field], msg)
-}
-
-func (e *fieldErrors) empty() bool { return len(e.fields) == 0 }
-
-func (e *fieldErrors) MarshalJSON() ([]byte, error) {
-	b := []byte{'{'}
-	for i, f := range e.fields {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		k, _ := json.Marshal(f)
-		v, _ := json.Marshal(e.msgs[f])
-		b = append(append(append(b, k...), ':'), v...)
-	}
-	return append(b, '}'), nil
-}
-
 // userJSON is the public view of a user.
 type userJSON struct {
 	ID       int64  `json:"id"`

@@ -1,13 +1,13 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
-	"go.uber.org/zap"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/accounts"
 
-	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/passwords"
-	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
+	"go.uber.org/zap"
 )
 
 // Revocation: a password change ends every other session of the user, and
@@ -25,9 +25,6 @@ var (
 	bodyLogoutAll       = []byte(`{"message":"Logged out of all sessions"}`)
 )
 
-// errEpochMoved: the user's sessions were revoked while the request ran.
-var errEpochMoved = errors.New("session epoch moved during the request")
-
 // changePassword serves POST <prefix>/password/ with old_password,
 // new_password and new_password2, as Django's PasswordChangeForm checks
 // them. On success the user's other sessions end; this one goes on under a
@@ -40,7 +37,7 @@ func (s *SessionAuth) changePassword(w http.ResponseWriter, r *http.Request, aut
 		return
 	}
 	u := auth.who.user
-	var errs fieldErrors
+	var errs accounts.FieldErrors
 	if old, ok := stringField(data, "old_password", &errs); ok {
 		// A wrong old password is a failed login: throttled and counted
 		// alike, checked before any hashing; a right one is a successful
@@ -49,10 +46,21 @@ func (s *SessionAuth) changePassword(w http.ResponseWriter, r *http.Request, aut
 		if throttled != "" {
 			return
 		}
-		if match, _, _ := s.hasher.Verify(r.Context(), old, u.PasswordHash); !match {
+		// Login's bounded wait for a hashing slot: no slot in time (or a
+		// client that gave up) is a 503 that tells nothing of the
+		// password, so it is not counted as a wrong one.
+		hctx, cancel := hashContext(r.Context())
+		match, ctxErr := s.accounts.PasswordMatches(hctx, u, old)
+		cancel()
+		switch {
+		case ctxErr != nil:
+			s.loginCanceled(att)
+			s.storeFailure(w, "checking credentials", ctxErr)
+			return
+		case !match:
 			s.loginFailed(att)
-			errs.add("old_password", msgOldPasswordWrong)
-		} else {
+			errs.Add("old_password", msgOldPasswordWrong)
+		default:
 			s.loginSucceeded(att)
 		}
 	}
@@ -60,60 +68,48 @@ func (s *SessionAuth) changePassword(w http.ResponseWriter, r *http.Request, aut
 	newPassword2, ok2 := stringField(data, "new_password2", &errs)
 	if ok1 && ok2 {
 		if newPassword != newPassword2 {
-			errs.add("new_password2", msgNewPasswordsDiffer)
+			errs.Add("new_password2", msgNewPasswordsDiffer)
 		} else {
-			for _, msg := range passwords.Validate(newPassword2, map[string]string{"username": u.Username, "email": u.Email}) {
-				errs.add("new_password2", msg)
+			for _, msg := range accounts.CheckPassword(newPassword2, u.Username, u.Email) {
+				errs.Add("new_password2", msg)
 			}
 		}
 	}
-	if !errs.empty() {
+	if !errs.Empty() {
 		writeValue(w, http.StatusBadRequest, &errs)
 		return
 	}
 
+	// The session that goes on is committed under the epoch about to be
+	// set (not valid until the user record moves there); the password
+	// change then ends every other session.
+	var fresh context.Context
+	var token string
 	hctx, cancel := hashContext(r.Context())
-	hash, err := s.hasher.Hash(hctx, newPassword)
+	_, err := s.accounts.ChangePassword(hctx, u, newPassword, func(epoch int64) error {
+		var err error
+		if fresh, err = s.sessions.Load(r.Context(), ""); err != nil {
+			return err
+		}
+		s.sessions.Put(fresh, keyUserID, u.ID)
+		s.sessions.Put(fresh, keyEpoch, epoch)
+		s.sessions.Put(fresh, keyCSRF, auth.who.csrfSecret)
+		token, _, err = s.sessions.Commit(fresh)
+		return err
+	})
 	cancel()
 	if err != nil {
-		s.storeFailure(w, "hashing password", err) // no slot in time: 503
-		return
-	}
-	// The new session is committed first, under the epoch about to be
-	// set: until the user record moves to it, it is not valid, and if
-	// anything fails before, the current session is untouched.
-	epoch := u.SessionEpoch + 1
-	fresh, err := s.sessions.Load(r.Context(), "")
-	if err != nil {
-		s.storeFailure(w, "starting session", err)
-		return
-	}
-	s.sessions.Put(fresh, keyUserID, u.ID)
-	s.sessions.Put(fresh, keyEpoch, epoch)
-	s.sessions.Put(fresh, keyCSRF, auth.who.csrfSecret)
-	token, _, err := s.sessions.Commit(fresh)
-	if err != nil {
-		s.storeFailure(w, "starting session", err)
-		return
-	}
-	_, err = s.users.Update(u.ID, func(cur *users.User) error {
-		if cur.SessionEpoch != u.SessionEpoch {
-			return errEpochMoved
+		if token != "" {
+			if derr := s.sessions.Destroy(fresh); derr != nil {
+				s.logger.Warn("could not delete an unused session", zap.Error(derr))
+			}
 		}
-		cur.PasswordHash = hash
-		cur.SessionEpoch = epoch
-		return nil
-	})
-	if err != nil {
-		if derr := s.sessions.Destroy(fresh); derr != nil {
-			s.logger.Warn("could not delete an unused session", zap.Error(derr))
-		}
-		if errors.Is(err, errEpochMoved) || errors.Is(err, users.ErrNotFound) {
+		if errors.Is(err, accounts.ErrSessionsEnded) {
 			s.expireSessionCookie(w, r)
 			writeJSON(w, http.StatusForbidden, bodyNotAuthenticated)
 			return
 		}
-		s.storeFailure(w, "changing password", err)
+		s.storeFailure(w, "changing password", err) // also no hashing slot in time: 503
 		return
 	}
 	// The old session is dead by its epoch already; deleting it only
@@ -131,10 +127,7 @@ func (s *SessionAuth) changePassword(w http.ResponseWriter, r *http.Request, aut
 // ends, this one included.
 func (s *SessionAuth) logoutAll(w http.ResponseWriter, r *http.Request, auth authResult) {
 	u := auth.who.user
-	if _, err := s.users.Update(u.ID, func(cur *users.User) error {
-		cur.SessionEpoch++
-		return nil
-	}); err != nil && !errors.Is(err, users.ErrNotFound) {
+	if _, err := s.accounts.EndSessions(r.Context(), u.ID); err != nil && !errors.Is(err, accounts.ErrNotFound) {
 		s.storeFailure(w, "ending all sessions", err)
 		return
 	}

@@ -13,6 +13,7 @@ func (s *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	s.inflight.Add(1) // a reload's Cleanup waits for these (drain.go)
 	defer s.inflight.Add(-1)
 	s.strip.stripIdentity(r.Header)
+	s.strip.stripTrailers(r)
 	if isPreflight(r) {
 		s.answerPreflight(w, r)
 		return nil
@@ -51,7 +52,7 @@ func (s *SessionAuth) gate(w http.ResponseWriter, r *http.Request, next caddyhtt
 	if s.isPublic(r) {
 		metrics.gatePublic.Inc()
 		dropCookie(r.Header, s.SessionCookie)
-		return next.ServeHTTP(w, r)
+		return next.ServeHTTP(s.guardCookies(w, r), r)
 	}
 	auth, err := s.authenticate(r)
 	if err != nil {
@@ -72,17 +73,17 @@ func (s *SessionAuth) gate(w http.ResponseWriter, r *http.Request, next caddyhtt
 		writeJSON(w, http.StatusForbidden, bodyNotAuthenticated)
 		return nil
 	}
-	if isUnsafe(r.Method) {
-		if body := s.checkCSRF(r, auth.who); body != nil {
-			metrics.gateCSRF.Inc()
-			writeJSON(w, http.StatusForbidden, body)
-			return nil
-		}
+	// Unsafe methods and WebSocket handshakes: the Origin rule; unsafe
+	// methods: the CSRF token too (csrfcheck.go).
+	if body := s.crossSiteCheck(r, r.Method, auth.who); body != nil {
+		metrics.gateCSRF.Inc()
+		writeJSON(w, http.StatusForbidden, body)
+		return nil
 	}
 	metrics.gateAllowed.Inc()
 	s.setIdentity(r, auth.who.user)
 	dropCookie(r.Header, s.SessionCookie)
-	return next.ServeHTTP(w, r)
+	return next.ServeHTTP(s.guardCookies(w, r), r)
 }
 
 // clientIP is the client address as Caddy determined it (honouring

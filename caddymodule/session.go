@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/csrf"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/sessions"
@@ -55,7 +58,7 @@ func (s *SessionAuth) authenticate(r *http.Request) (authResult, error) {
 	if uid == 0 {
 		return authResult{stale: true}, nil
 	}
-	u, err := s.users.ByID(uid)
+	u, err := s.users.ByID(r.Context(), uid)
 	if errors.Is(err, users.ErrNotFound) {
 		return authResult{stale: true}, nil
 	}
@@ -144,7 +147,7 @@ func (s *SessionAuth) setCookie(w http.ResponseWriter, r *http.Request, name, va
 		Domain:   s.CookieDomain,
 		MaxAge:   maxAge,
 		HttpOnly: httpOnly,
-		Secure:   r.TLS != nil,
+		Secure:   s.CookieSecure == cookieSecureAlways || requestIsHTTPS(r),
 		SameSite: http.SameSiteLaxMode,
 	}
 	if maxAge > 0 {
@@ -153,4 +156,24 @@ func (s *SessionAuth) setCookie(w http.ResponseWriter, r *http.Request, name, va
 		c.Expires = time.Unix(0, 0).UTC()
 	}
 	w.Header().Add("Set-Cookie", c.String())
+}
+
+// requestIsHTTPS reports whether the client sent r over HTTPS: r came over
+// TLS, or through a proxy that Caddy trusts (the server's trusted_proxies)
+// and that says so with `X-Forwarded-Proto: https` (its last value, as
+// reverse_proxy reads it). From any other peer the header is ignored. The
+// cookies' Secure attribute (cookie_secure auto) and the Origin check's
+// idea of the request's own origin both go by it.
+func requestIsHTTPS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	protos := r.Header.Values("X-Forwarded-Proto")
+	if len(protos) == 0 {
+		return false
+	}
+	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); !trusted {
+		return false
+	}
+	return strings.EqualFold(strings.TrimSpace(protos[len(protos)-1]), "https")
 }

@@ -34,7 +34,10 @@ type signinPage struct {
 	csp  []string
 }
 
-func newSigninPage(apiPrefix, csrfCookie string) (signinPage, error) {
+// newSigninPage renders the page once. With registration closed the page
+// has no registration form at all (and says so in data-registration, for
+// the script and for anyone styling the page).
+func newSigninPage(apiPrefix, csrfCookie string, registration bool) (signinPage, error) {
 	prefix, _ := json.Marshal(apiPrefix)
 	cookie, _ := json.Marshal(csrfCookie)
 	script := strings.Replace(signinJS, "API_PREFIX", string(prefix), 1)
@@ -45,9 +48,10 @@ func newSigninPage(apiPrefix, csrfCookie string) (signinPage, error) {
 	}
 	var buf bytes.Buffer
 	err = tmpl.Execute(&buf, struct {
-		Style  template.CSS
-		Script template.JS
-	}{template.CSS(signinCSS), template.JS(script)})
+		Style        template.CSS
+		Script       template.JS
+		Registration bool
+	}{template.CSS(signinCSS), template.JS(script), registration})
 	if err != nil {
 		return signinPage{}, err
 	}

@@ -3,6 +3,8 @@
   var api = API_PREFIX;
   var csrfCookie = CSRF_COOKIE;
   var $ = function (id) { return document.getElementById(id); };
+  // With `registration closed` the page has no registration form.
+  var canRegister = document.querySelector("main").getAttribute("data-registration") === "open";
 
   // next must be a same-site relative path: "/x", never "//host", "/\host"
   // or "scheme:", so the page cannot be used as an open redirect.
@@ -55,7 +57,7 @@
   }
 
   function show(view) {
-    ["signed-in", "signin-form", "register-form"].forEach(function (id) { $(id).hidden = id !== view; });
+    ["signed-in", "signin-form", "register-form"].forEach(function (id) { if ($(id)) { $(id).hidden = id !== view; } });
     $("title").textContent = view === "register-form" ? "Create an account" : view === "signed-in" ? "Signed in" : "Sign in";
   }
   function say(id, text) { $(id).textContent = text || ""; $(id).hidden = !text; }
@@ -76,24 +78,26 @@
       }, function () { say("error", "Network error, try again."); });
   });
 
-  $("register-form").addEventListener("submit", function (e) {
-    e.preventDefault();
-    say("error"); say("notice");
-    var username = $("register-username").value;
-    call("POST", "/register/", {
-      username: username, email: $("register-email").value,
-      password: $("register-password").value, password2: $("register-password2").value
-    }).then(function (r) {
-      if (r.status === 201) {
-        $("signin-username").value = r.data.username || username;
-        show("signin-form");
-        say("notice", "Account created. Sign in to continue.");
-        $("signin-password").focus();
-        return;
-      }
-      say("error", messages(r.data));
-    }, function () { say("error", "Network error, try again."); });
-  });
+  if (canRegister) {
+    $("register-form").addEventListener("submit", function (e) {
+      e.preventDefault();
+      say("error"); say("notice");
+      var username = $("register-username").value;
+      call("POST", "/register/", {
+        username: username, email: $("register-email").value,
+        password: $("register-password").value, password2: $("register-password2").value
+      }).then(function (r) {
+        if (r.status === 201) {
+          $("signin-username").value = r.data.username || username;
+          show("signin-form");
+          say("notice", "Account created. Sign in to continue.");
+          $("signin-password").focus();
+          return;
+        }
+        say("error", messages(r.data));
+      }, function () { say("error", "Network error, try again."); });
+    });
+  }
 
   $("signout").addEventListener("click", function () {
     say("error"); say("notice");
@@ -106,8 +110,10 @@
     });
   });
 
-  $("show-register").addEventListener("click", function (e) { e.preventDefault(); say("error"); say("notice"); show("register-form"); });
-  $("show-signin").addEventListener("click", function (e) { e.preventDefault(); say("error"); say("notice"); show("signin-form"); });
+  if (canRegister) {
+    $("show-register").addEventListener("click", function (e) { e.preventDefault(); say("error"); say("notice"); show("register-form"); });
+    $("show-signin").addEventListener("click", function (e) { e.preventDefault(); say("error"); say("notice"); show("signin-form"); });
+  }
 
   call("GET", "/user/").then(function (r) {
     if (r.status === 200) { signedIn(r.data); } else { show("signin-form"); }

@@ -9,7 +9,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/sessions"
-	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
+	userbolt "github.com/caddy-session-auth/caddy-session-auth/caddymodule/users/bolt"
 )
 
 // Reloads provision the new config before cleaning up the old one, and bbolt
@@ -26,7 +26,7 @@ const sessionCleanupInterval = 10 * time.Minute
 // sharedDB is one open bbolt file with the stores over it.
 type sharedDB struct {
 	db       *bbolt.DB
-	users    *users.BoltStore
+	users    *userbolt.Store
 	sessions *sessions.BoltStore
 }
 
@@ -42,11 +42,11 @@ func openSharedDB(path string, lockTimeout time.Duration) (*sharedDB, string, er
 	}
 	key := filepath.Clean(abs)
 	v, _, err := dbPool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		db, err := users.OpenDB(key, lockTimeout)
+		db, err := userbolt.OpenDB(key, lockTimeout)
 		if err != nil {
 			return nil, err
 		}
-		us, err := users.NewBoltStore(db)
+		us, err := userbolt.NewStore(db)
 		if err != nil {
 			db.Close()
 			return nil, fmt.Errorf("users_db %s: %v", key, err)

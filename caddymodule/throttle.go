@@ -6,13 +6,16 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/accounts"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/throttle"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
 )
@@ -28,6 +31,12 @@ const (
 	defaultRegisterWindow    = caddy.Duration(10 * time.Minute)
 	defaultThrottlePrefix    = "session_auth:throttle:"
 	memoryThrottlePoolPrefix = "throttle-memory:"
+	defaultLockoutFailures   = 50
+	defaultLockoutWindow     = caddy.Duration(24 * time.Hour)
+	// knownIPTTL is how long a successful login keeps its client IP known
+	// to the account (the MaxPasses most recent are kept): a lockout lets
+	// known IPs through.
+	knownIPTTL = 30 * 24 * time.Hour
 )
 
 // LoginThrottle bounds failed logins, in the spirit of Authelia's
@@ -64,6 +73,29 @@ type LoginThrottle struct {
 	Ban caddy.Duration `json:"ban,omitempty"`
 }
 
+// LoginLockout is the slow-guessing guard: Failures failed logins for one
+// username (from any IPs) within Window lock that username out until a
+// login with the right password from an IP that has logged in to the
+// account before (in the last 30 days; the 10 most recent are
+// remembered), or an operator's `caddy session-auth unban`, or, with
+// Ban set, until Ban has passed. While locked, logins from other IPs get
+// 429 before any password is checked. Any successful login clears the
+// count. Counted with the login throttle's store (Redis when set, shared
+// by every instance; fail closed). Zero fields take the defaults.
+type LoginLockout struct {
+	// Off disables the lockout.
+	Off bool `json:"off,omitempty"`
+	// Failures is the number of failures that locks a username.
+	// Default: 50.
+	Failures int `json:"failures,omitempty"`
+	// Window is the time, from a username's first counted failure,
+	// within which its failures count toward a lockout. Default: 24h.
+	Window caddy.Duration `json:"window,omitempty"`
+	// Ban, if set, ends a lockout after that long. Default: none (until
+	// lifted as above).
+	Ban caddy.Duration `json:"ban,omitempty"`
+}
+
 // RegisterThrottle bounds registration attempts per client IP: beyond
 // Count within Window (from the first), they get 429 until the window ends.
 // Storage and failure behaviour are the login throttle's.
@@ -80,8 +112,10 @@ type RegisterThrottle struct {
 type limiter struct {
 	store    throttle.Store
 	login    *LoginThrottle    // nil: off
+	lockout  *LoginLockout     // nil: off
 	register *RegisterThrottle // nil: off
 	poolKey  string            // memory store's usage pool key, if any
+	dbKey    string            // the users DB it counts logins for
 }
 
 // throttlePool shares in-memory counters across config reloads, keyed by
@@ -108,6 +142,18 @@ func (s *SessionAuth) provisionThrottle() error {
 		c.Ban = orDefault(c.Ban, defaultBanTime)
 		l.login = &c
 	}
+	if lo := s.LoginLockout; lo == nil || !lo.Off {
+		c := LoginLockout{}
+		if lo != nil {
+			c = *lo
+		}
+		c.Failures = orDefault(c.Failures, defaultLockoutFailures)
+		c.Window = orDefault(c.Window, defaultLockoutWindow)
+		if c.Ban < 0 {
+			c.Ban = 0
+		}
+		l.lockout = &c
+	}
 	if rt := s.RegisterThrottle; rt == nil || !rt.Off {
 		c := RegisterThrottle{}
 		if rt != nil {
@@ -121,30 +167,84 @@ func (s *SessionAuth) provisionThrottle() error {
 		s.ThrottleKeyPrefix = defaultThrottlePrefix
 	}
 	s.limits = l
-	if l.login == nil && l.register == nil {
+	if l.login == nil && l.lockout == nil && l.register == nil {
 		return nil
 	}
 	if st := s.backend.throttleStore(s.ThrottleKeyPrefix); st != nil {
 		l.store = st
-		return nil
+	} else {
+		key := memoryThrottlePoolPrefix + s.dbKey
+		v, _, err := throttlePool.LoadOrNew(key, func() (caddy.Destructor, error) {
+			return memoryThrottle{throttle.NewMemory(0)}, nil
+		})
+		if err != nil {
+			return err
+		}
+		l.store, l.poolKey = v.(memoryThrottle).Memory, key
 	}
-	key := memoryThrottlePoolPrefix + s.dbKey
-	v, _, err := throttlePool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return memoryThrottle{throttle.NewMemory(0)}, nil
-	})
-	if err != nil {
-		return err
+	if l.login != nil || l.lockout != nil {
+		l.dbKey = s.dbKey
+		registerLimiter(l)
 	}
-	l.store, l.poolKey = v.(memoryThrottle).Memory, key
 	return nil
 }
 
 func (s *SessionAuth) releaseThrottle() error {
-	if s.limits == nil || s.limits.poolKey == "" {
+	if s.limits == nil {
+		return nil
+	}
+	unregisterLimiter(s.limits)
+	if s.limits.poolKey == "" {
 		return nil
 	}
 	_, err := throttlePool.Delete(s.limits.poolKey)
 	return err
+}
+
+// liveLimiters holds the login limiters of the running handlers (old and
+// new configs during a reload) by users DB, so that an operator's unban
+// (admin API) reaches every store that counts logins for that DB.
+var liveLimiters struct {
+	sync.Mutex
+	byDB map[string][]*limiter
+}
+
+func registerLimiter(l *limiter) {
+	liveLimiters.Lock()
+	defer liveLimiters.Unlock()
+	if liveLimiters.byDB == nil {
+		liveLimiters.byDB = map[string][]*limiter{}
+	}
+	liveLimiters.byDB[l.dbKey] = append(liveLimiters.byDB[l.dbKey], l)
+}
+
+func unregisterLimiter(l *limiter) {
+	liveLimiters.Lock()
+	defer liveLimiters.Unlock()
+	list := slices.DeleteFunc(liveLimiters.byDB[l.dbKey], func(m *limiter) bool { return m == l })
+	if len(list) == 0 {
+		delete(liveLimiters.byDB, l.dbKey)
+	} else {
+		liveLimiters.byDB[l.dbKey] = list
+	}
+}
+
+// unbanUsername lifts the login bans of username (the throttle's and the
+// lockout) and clears its failure counts, in every store that counts
+// logins for the users DB dbKey. lifted reports whether it was banned.
+func unbanUsername(dbKey, username string) (lifted bool, err error) {
+	liveLimiters.Lock()
+	list := slices.Clone(liveLimiters.byDB[dbKey])
+	liveLimiters.Unlock()
+	h := usernameHash(username)
+	for _, l := range list {
+		was, err := l.store.Unban(userPrefix+h, lockoutPrefix+h)
+		if err != nil {
+			return lifted, err
+		}
+		lifted = lifted || was
+	}
+	return lifted, nil
 }
 
 // orDefault returns v, or def when v is not positive.
@@ -158,9 +258,22 @@ func orDefault[T int | caddy.Duration](v, def T) T {
 // Throttle keys: a username is hashed (bounded length, never stored as
 // typed), folded first so that its case and look-alike spellings count as
 // one; an IP is kept as is, IPv6 cut to its /64.
-func userThrottleKey(username string) string {
-	sum := sha256.Sum256([]byte(users.UsernameKey(normalizeUsername(username))))
-	return "u:" + hex.EncodeToString(sum[:16])
+func usernameHash(username string) string {
+	sum := sha256.Sum256([]byte(users.UsernameKey(accounts.NormalizeUsername(username))))
+	return hex.EncodeToString(sum[:16])
+}
+
+// Prefixes of a username's keys: the login throttle's and the lockout's.
+const (
+	userPrefix    = "u:"
+	lockoutPrefix = "lock:"
+)
+
+// ipPass is what the lockout remembers of a client IP: a hash of its
+// throttle key, so the store holds no address in clear.
+func ipPass(ipKey string) string {
+	sum := sha256.Sum256([]byte(ipKey))
+	return hex.EncodeToString(sum[:8])
 }
 
 func ipThrottleKey(r *http.Request) string {
@@ -180,42 +293,70 @@ func ipThrottleKey(r *http.Request) string {
 // off) settles as nothing.
 type loginAttempt struct {
 	*throttle.Attempt
+	kinds              []string // per limit: kindLoginUsername, ...
 	username, clientIP string
 }
 
+// Kinds of login limits, as the throttled-requests metric labels them.
+const (
+	kindLoginUsername = "login_username"
+	kindLoginIP       = "login_ip"
+	kindLoginLockout  = "login_lockout"
+)
+
+// loginLimits returns the limits a login for username from r counts
+// against, and their kinds.
+func (l *limiter) loginLimits(r *http.Request, username string) ([]throttle.Limit, []string) {
+	limits := make([]throttle.Limit, 0, 3)
+	kinds := make([]string, 0, 3)
+	h, ipKey := usernameHash(username), ipThrottleKey(r)
+	if lt := l.login; lt != nil {
+		window, ban := time.Duration(lt.Window), time.Duration(lt.Ban)
+		limits = append(limits,
+			throttle.Limit{Key: userPrefix + h, Max: lt.UserFailures, Window: window, Ban: ban, ClearOnSuccess: true},
+			throttle.Limit{Key: ipKey, Max: lt.IPFailures, Window: window, Ban: ban})
+		kinds = append(kinds, kindLoginUsername, kindLoginIP)
+	}
+	if lo := l.lockout; lo != nil {
+		limits = append(limits, throttle.Limit{Key: lockoutPrefix + h, Max: lo.Failures, Window: time.Duration(lo.Window),
+			Ban: time.Duration(lo.Ban), ClearOnSuccess: true, Pass: ipPass(ipKey), PassTTL: knownIPTTL})
+		kinds = append(kinds, kindLoginLockout)
+	}
+	return limits, kinds
+}
+
 // loginThrottled counts a login attempt against its username and client IP
-// before any password is checked, and returns it (nil with the throttle
-// off) and "" to let the check go on. When either is banned, or has as many
-// checks in its window as it allows (failed or still running: so parallel
-// requests cannot get more checks than the limit), it answers 429 with
-// Retry-After; if the throttle's store fails, 503 (fail closed); it then
-// returns the metrics result (resultThrottled or resultError).
+// (login_throttle) and its username's long window (login_lockout) before
+// any password is checked, and returns it (nil with both off) and "" to let
+// the check go on. When either key is banned (a lockout: unless the client
+// IP is known to the account), or has as many checks in its window as it
+// allows (failed or still running: so parallel requests cannot get more
+// checks than the limit), it answers 429 (with Retry-After, unless the ban
+// lasts until lifted); if the throttle's store fails, 503 (fail closed); it
+// then returns the metrics result (resultThrottled or resultError).
 func (s *SessionAuth) loginThrottled(w http.ResponseWriter, r *http.Request, username string) (*loginAttempt, string) {
-	if s.limits == nil || s.limits.login == nil {
+	if s.limits == nil || (s.limits.login == nil && s.limits.lockout == nil) {
 		return nil, ""
 	}
-	lt := s.limits.login
-	window, ban := time.Duration(lt.Window), time.Duration(lt.Ban)
-	a, wait, which, err := s.limits.store.Admit(
-		throttle.Limit{Key: userThrottleKey(username), Max: lt.UserFailures, Window: window, Ban: ban, ClearOnSuccess: true},
-		throttle.Limit{Key: ipThrottleKey(r), Max: lt.IPFailures, Window: window, Ban: ban},
-	)
+	limits, kinds := s.limits.loginLimits(r, username)
+	a, wait, which, err := s.limits.store.Admit(limits...)
 	if err != nil {
 		s.storeFailure(w, "checking the login throttle", err)
 		return nil, resultError
 	}
 	if a == nil {
-		kind := "login_username"
-		if which == 1 {
-			kind = "login_ip"
-		}
+		kind := kinds[which]
 		metrics.throttled.WithLabelValues(kind).Inc()
-		s.logger.Info("login throttled", zap.String("username", loggableUsername(username)), zap.String("client_ip", clientIP(r)),
-			zap.String("banned", kind), zap.Duration("retry_after", wait))
+		fields := []zap.Field{zap.String("username", loggableUsername(username)), zap.String("client_ip", clientIP(r)),
+			zap.String("banned", kind)}
+		if wait != throttle.Indefinitely {
+			fields = append(fields, zap.Duration("retry_after", wait))
+		}
+		s.logger.Info("login throttled", fields...)
 		writeThrottled(w, wait)
 		return nil, resultThrottled
 	}
-	return &loginAttempt{Attempt: a, username: username, clientIP: clientIP(r)}, ""
+	return &loginAttempt{Attempt: a, kinds: kinds, username: username, clientIP: clientIP(r)}, ""
 }
 
 // loginFailed settles a as a failed login: it stays counted, and if it was
@@ -231,8 +372,26 @@ func (s *SessionAuth) loginFailed(a *loginAttempt) {
 		s.logger.Error("store failure", zap.String("while", "counting a failed login"), zap.Error(err))
 		return
 	}
-	for i, what := range []string{"username", "client IP"} {
-		if i < len(banned) && banned[i] {
+	for i, kind := range a.kinds {
+		if i >= len(banned) || !banned[i] {
+			continue
+		}
+		switch kind {
+		case kindLoginLockout:
+			metrics.lockouts.Inc()
+			lo := s.limits.lockout
+			until := "a login from a known IP or an unban"
+			if lo.Ban > 0 {
+				until = "the ban ends, a login from a known IP or an unban"
+			}
+			s.logger.Warn("too many failed logins: username locked out", zap.String("username", loggableUsername(a.username)),
+				zap.String("client_ip", a.clientIP), zap.Int("failures", lo.Failures), zap.Duration("window", time.Duration(lo.Window)),
+				zap.Duration("ban", time.Duration(lo.Ban)), zap.String("until", until))
+		default:
+			what := "username"
+			if kind == kindLoginIP {
+				what = "client IP"
+			}
 			s.logger.Warn("too many failed logins: "+what+" banned", zap.String("username", loggableUsername(a.username)),
 				zap.String("client_ip", a.clientIP), zap.Duration("ban", a.Limits[i].Ban))
 		}
@@ -284,8 +443,13 @@ func (s *SessionAuth) registerThrottled(w http.ResponseWriter, r *http.Request) 
 }
 
 // writeThrottled answers as DRF's throttling does: 429, Retry-After in whole
-// seconds, and its message.
+// seconds, and its message; for a ban without a known end, as DRF's
+// Throttled with no wait: no Retry-After and no "Expected available".
 func writeThrottled(w http.ResponseWriter, wait time.Duration) {
+	if wait == throttle.Indefinitely {
+		writeDetail(w, http.StatusTooManyRequests, "Request was throttled.")
+		return
+	}
 	secs := max(1, int64(math.Ceil(wait.Seconds())))
 	n := strconv.FormatInt(secs, 10)
 	unit := " seconds."
@@ -321,6 +485,32 @@ func parseLoginThrottle(d *caddyfile.Dispenser) (*LoginThrottle, error) {
 		return nil, err
 	}
 	return &lt, nil
+}
+
+// parseLoginLockout reads `login_lockout off` or
+// `login_lockout <failures> <window> [<ban>]`.
+func parseLoginLockout(d *caddyfile.Dispenser) (*LoginLockout, error) {
+	args := d.RemainingArgs()
+	if len(args) == 1 && args[0] == "off" {
+		return &LoginLockout{Off: true}, nil
+	}
+	if len(args) != 2 && len(args) != 3 {
+		return nil, d.Errf("login_lockout: want `off` or <failures> <window> [<ban>], got %d arguments", len(args))
+	}
+	var lo LoginLockout
+	var err error
+	if lo.Failures, err = positiveInt(d, "login_lockout", "failures", args[0]); err != nil {
+		return nil, err
+	}
+	if lo.Window, err = positiveDuration(d, "login_lockout", "window", args[1]); err != nil {
+		return nil, err
+	}
+	if len(args) == 3 {
+		if lo.Ban, err = positiveDuration(d, "login_lockout", "ban", args[2]); err != nil {
+			return nil, err
+		}
+	}
+	return &lo, nil
 }
 
 // parseRegisterThrottle reads `register_throttle off` or

@@ -24,7 +24,7 @@ import (
 // A Hasher is safe for concurrent use.
 type Hasher struct {
 	params Params
-	sem    chan struct{}
+	slots  *Slots
 	// dummy is a well-formed hash with h's params that no password matches,
 	// verified by VerifyDummy to spend the same time as a real check.
 	dummy    string
@@ -58,13 +58,17 @@ func NewHasher(p Params, maxConcurrent int) *Hasher {
 	}
 	return &Hasher{
 		params: p,
-		sem:    make(chan struct{}, maxConcurrent),
+		slots:  NewSlots(maxConcurrent),
 		dummy:  dummy.String(),
 	}
 }
 
 // Params returns the parameters h hashes with (after defaults were applied).
 func (h *Hasher) Params() Params { return h.params }
+
+// Slots returns the semaphore that bounds h's computations: its limit can
+// be changed while h is in use.
+func (h *Hasher) Slots() *Slots { return h.slots }
 
 // SetObserver registers fn to be called with the duration of each hash or
 // verification, excluding time spent waiting for a slot (feed it to a
@@ -155,16 +159,10 @@ func (a *argon2Hash) check(password string) (bool, error) {
 // run does work while holding one of h's slots, waiting for a free slot
 // unless ctx ends first.
 func (h *Hasher) run(ctx context.Context, work func()) error {
-	// Checked first because select picks randomly when both cases are ready.
-	if err := ctx.Err(); err != nil {
+	if err := h.slots.Acquire(ctx); err != nil {
 		return err
 	}
-	select {
-	case h.sem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-h.sem }()
+	defer h.slots.Release()
 
 	start := time.Now()
 	if h.inSlot != nil {

@@ -122,8 +122,8 @@ func TestArgon2CFFIVectors(t *testing.T) {
 func TestDefaultParams(t *testing.T) {
 	ctx := context.Background()
 	h := NewHasher(DefaultParams, 0)
-	if cap(h.sem) != runtime.NumCPU() {
-		t.Errorf("maxConcurrent 0: %d slots, want NumCPU %d", cap(h.sem), runtime.NumCPU())
+	if h.Slots().Limit() != runtime.NumCPU() {
+		t.Errorf("maxConcurrent 0: %d slots, want NumCPU %d", h.Slots().Limit(), runtime.NumCPU())
 	}
 	encoded, err := h.Hash(ctx, "correct horse battery staple")
 	if err != nil {
@@ -330,8 +330,10 @@ func TestConcurrencyBound(t *testing.T) {
 
 func TestContextCancellation(t *testing.T) {
 	h := NewHasher(lowParams, 1)
-	h.sem <- struct{}{} // occupy the only slot
-	defer func() { <-h.sem }()
+	if err := h.Slots().Acquire(context.Background()); err != nil { // occupy the only slot
+		t.Fatal(err)
+	}
+	defer h.Slots().Release()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()

@@ -61,7 +61,9 @@ func NewBoltStore(db *bbolt.DB, cleanupInterval time.Duration) (*BoltStore, erro
 	return s, nil
 }
 
-// Find implements scs.Store. An expired session is reported as not found.
+// Find implements scs.Store. An expired session is reported as not found;
+// a stored value that cannot be a session's, as an error wrapping
+// ErrCorrupt (callers treat it as no session, not as a failing store).
 func (s *BoltStore) Find(token string) ([]byte, bool, error) {
 	e, ok, gen := s.cache.get(token)
 	if ok {
@@ -83,7 +85,7 @@ func (s *BoltStore) Find(token string) ([]byte, bool, error) {
 			return nil
 		}
 		if len(v) < expiryLen {
-			return fmt.Errorf("sessions: corrupt stored session (%d bytes)", len(v))
+			return fmt.Errorf("%w: stored value of %d bytes has no expiry", ErrCorrupt, len(v))
 		}
 		expiry = int64(binary.BigEndian.Uint64(v))
 		if time.Now().UnixNano() >= expiry {

@@ -12,7 +12,7 @@ import "sync"
 // cached: an unknown token always costs a bbolt read.
 //
 // A miss fills the cache only if no write ended while it read (gen
-// unchanged): see users.userCache, which works the same way.
+// unchanged): see users/internal/usercache, which works the same way.
 type findCache struct {
 	mu  sync.RWMutex
 	gen uint64

@@ -205,11 +205,16 @@ func TestBoltStoreCtxVariants(t *testing.T) {
 	}
 }
 
+// A stored value too short to hold its expiry is reported as corrupt
+// (ErrCorrupt, which callers treat as no session), not as a store failure.
 func TestBoltStoreCorruptValueIsError(t *testing.T) {
 	s, db := newBoltStore(t, 0)
 	db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(sessionsBucket).Put([]byte("bad"), []byte{1, 2}) })
-	if _, _, err := s.Find("bad"); err == nil {
-		t.Fatal("Find of a corrupt value returned no error")
+	if _, _, err := s.Find("bad"); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Find of a corrupt value: err = %v, want ErrCorrupt", err)
+	}
+	if _, _, err := s.FindCtx(context.Background(), "bad"); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("FindCtx of a corrupt value: err = %v, want ErrCorrupt", err)
 	}
 }
 

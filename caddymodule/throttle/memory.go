@@ -27,9 +27,19 @@ type Memory struct {
 }
 
 type entry struct {
-	n     int64     // events (Take); 1 for a ban
-	until time.Time // the entry is gone at this instant
-	held  []held    // an attempt counter's admitted attempts
+	n       int64     // events (Take); 1 for a ban
+	until   time.Time // the entry is gone at this instant
+	forever bool      // a ban until lifted: until does not apply
+	held    []held    // an attempt counter's admitted attempts
+	passes  []pass    // a key's passes, oldest first
+}
+
+func (e *entry) expired(now time.Time) bool { return !e.forever && !now.Before(e.until) }
+
+// pass is a recorded Limit.Pass and when it expires.
+type pass struct {
+	pass  string
+	until time.Time
 }
 
 // held is an admitted attempt's place in a counter.
@@ -71,7 +81,7 @@ func (m *Memory) live(key string, now time.Time) *entry {
 	if e == nil {
 		return nil
 	}
-	if !now.Before(e.until) {
+	if e.expired(now) {
 		delete(m.entries, key)
 		return nil
 	}
@@ -92,7 +102,7 @@ func (m *Memory) put(key string, e *entry, now time.Time) {
 func (m *Memory) sweep(now time.Time) {
 	m.lastSweep = now
 	for k, e := range m.entries {
-		if !now.Before(e.until) {
+		if e.expired(now) {
 			delete(m.entries, k)
 		}
 	}
@@ -128,17 +138,29 @@ func (m *Memory) Admit(limits ...Limit) (*Attempt, time.Duration, int, error) {
 	now := m.now()
 	var wait time.Duration
 	which := -1
+	passed := make([]bool, len(limits))
 	for i, l := range limits {
-		if b := m.live(banPrefix+l.Key, now); b != nil && b.until.Sub(now) > wait {
-			wait, which = b.until.Sub(now), i
+		passed[i] = l.Pass != "" && m.knows(l.Key, l.Pass, now)
+	}
+	for i, l := range limits {
+		b := m.live(banPrefix+l.Key, now)
+		if b == nil || passed[i] {
+			continue
+		}
+		left := Indefinitely
+		if !b.forever {
+			left = b.until.Sub(now)
+		}
+		if left > wait {
+			wait, which = left, i
 		}
 	}
 	if which >= 0 {
 		return nil, wait, which, nil
 	}
 	for i, l := range limits {
-		if c := m.live(attemptPrefix+l.Key, now); c != nil && len(c.held) >= l.Max && l.Ban > wait {
-			wait, which = l.Ban, i
+		if c := m.live(attemptPrefix+l.Key, now); c != nil && !passed[i] && len(c.held) >= l.Max && l.banFor() > wait {
+			wait, which = l.banFor(), i
 		}
 	}
 	if which >= 0 {
@@ -180,11 +202,12 @@ func (m *Memory) Fail(a *Attempt) ([]bool, error) {
 		}
 		delete(m.entries, k)
 		bk := banPrefix + l.Key
-		if b := m.live(bk, now); b != nil {
-			b.until = now.Add(l.Ban)
-		} else {
-			m.put(bk, &entry{n: 1, until: now.Add(l.Ban)}, now)
+		b := m.live(bk, now)
+		if b == nil {
+			b = &entry{n: 1}
+			m.put(bk, b, now)
 		}
+		b.until, b.forever = now.Add(l.Ban), l.Ban == 0
 		banned[i] = true
 	}
 	return banned, nil
@@ -209,6 +232,10 @@ func (m *Memory) release(a *Attempt, success bool) {
 	defer m.mu.Unlock()
 	now := m.now()
 	for _, l := range a.Limits {
+		if success && l.Pass != "" {
+			delete(m.entries, banPrefix+l.Key)
+			m.remember(l, now)
+		}
 		k := attemptPrefix + l.Key
 		c := m.live(k, now)
 		if c == nil {
@@ -246,4 +273,61 @@ func (m *Memory) Take(key string, limit int, window time.Duration) (time.Duratio
 		return 0, nil
 	}
 	return e.until.Sub(now), nil
+}
+
+// knows reports whether p is among key's live passes.
+func (m *Memory) knows(key, p string, now time.Time) bool {
+	e := m.live(passPrefix+key, now)
+	if e == nil {
+		return false
+	}
+	for _, q := range e.passes {
+		if q.pass == p && now.Before(q.until) {
+			return true
+		}
+	}
+	return false
+}
+
+// remember records l.Pass among l.Key's passes, dropping expired ones and
+// keeping the MaxPasses most recent.
+func (m *Memory) remember(l Limit, now time.Time) {
+	k := passPrefix + l.Key
+	e := m.live(k, now)
+	if e == nil {
+		e = &entry{}
+		m.put(k, e, now)
+	}
+	kept := e.passes[:0]
+	for _, q := range e.passes {
+		if q.pass != l.Pass && now.Before(q.until) {
+			kept = append(kept, q)
+		}
+	}
+	kept = append(kept, pass{l.Pass, now.Add(l.PassTTL)})
+	if len(kept) > MaxPasses {
+		kept = kept[len(kept)-MaxPasses:]
+	}
+	e.passes = kept
+	for _, q := range kept {
+		if q.until.After(e.until) {
+			e.until = q.until
+		}
+	}
+}
+
+// Unban implements Store.
+func (m *Memory) Unban(keys ...string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	lifted := false
+	for _, key := range keys {
+		if m.live(banPrefix+key, now) != nil {
+			lifted = true
+		}
+		delete(m.entries, banPrefix+key)
+		delete(m.entries, attemptPrefix+key)
+	}
+	return lifted, nil
 }

@@ -14,12 +14,26 @@
 // window's last place failing bans the key), Succeed (a success clears the
 // key's count, or gives back its place) or Cancel (never made, or its
 // outcome never told: the place is given back).
+//
+// A limit with a Pass is a lockout that known clients get past: every
+// success records its Pass (e.g. a hashed client IP) under the key, and
+// while the key is banned an attempt whose Pass was recorded is admitted
+// anyway; its success lifts the ban. Such a ban may last until lifted
+// (Ban 0), by a success or by Unban.
 package throttle
 
 import (
 	"errors"
+	"math"
 	"time"
 )
+
+// Indefinitely is the wait Admit reports for a ban that lasts until it is
+// lifted.
+const Indefinitely = time.Duration(math.MaxInt64)
+
+// MaxPasses is how many passes (the most recent) a key keeps.
+const MaxPasses = 10
 
 // Store keeps attempt counts, bans and event counts. Implementations are
 // safe for concurrent use. An error means the store could not be reached;
@@ -44,7 +58,9 @@ type Store interface {
 
 	// Succeed settles a as successful: keys whose Limit has
 	// ClearOnSuccess lose their whole count, the others get a's place
-	// back. It never lifts a ban.
+	// back. A limit with a Pass also records it among its key's passes
+	// (for PassTTL; the MaxPasses most recent are kept) and lifts its
+	// key's ban; other bans stay.
 	Succeed(a *Attempt) error
 
 	// Cancel settles a as never made (or made without its outcome told to
@@ -56,6 +72,10 @@ type Store interface {
 	// limit and otherwise how long until the window ends. Unlike Admit it
 	// counts even refused events.
 	Take(key string, limit int, window time.Duration) (time.Duration, error)
+
+	// Unban lifts the bans of keys and clears their counts (their passes
+	// stay). lifted reports whether any of them was banned.
+	Unban(keys ...string) (lifted bool, err error)
 }
 
 // Limit is one key's budget of attempts.
@@ -66,12 +86,26 @@ type Limit struct {
 	Max int
 	// Window runs from Key's first counted attempt.
 	Window time.Duration
-	// Ban is how long a ban of Key lasts.
+	// Ban is how long a ban of Key lasts. With a Pass, 0 means until a
+	// success or Unban lifts it.
 	Ban time.Duration
 	// ClearOnSuccess makes a successful attempt clear Key's count (e.g. a
 	// username's); otherwise it gives back only its own place (e.g. a
 	// client IP's, shared by users who may still be guessing).
 	ClearOnSuccess bool
+	// Pass, if set, is what identifies the client of this attempt to Key
+	// (e.g. a hash of its IP): see the package documentation. PassTTL is
+	// how long a success keeps it known.
+	Pass    string
+	PassTTL time.Duration
+}
+
+// banFor is l's ban in the form Admit reports waits.
+func (l Limit) banFor() time.Duration {
+	if l.Ban == 0 {
+		return Indefinitely
+	}
+	return l.Ban
 }
 
 // Attempt is an attempt that Admit admitted.
@@ -108,6 +142,7 @@ const (
 	attemptPrefix = "attempts:"
 	banPrefix     = "ban:"
 	takePrefix    = "take:"
+	passPrefix    = "passes:"
 )
 
 var errBadArgs = errors.New("throttle: limits and durations must be positive, keys distinct")
@@ -130,7 +165,17 @@ func checkLimits(limits []Limit) error {
 	}
 	seen := make(map[string]bool, len(limits))
 	for _, l := range limits {
-		if err := checkArgs(l.Max, l.Window, l.Ban); err != nil {
+		durations := []time.Duration{l.Window, l.Ban}
+		switch {
+		case l.Pass != "":
+			durations = []time.Duration{l.Window, l.PassTTL}
+			if l.Ban < 0 {
+				return errBadArgs
+			}
+		case l.PassTTL != 0:
+			return errBadArgs
+		}
+		if err := checkArgs(l.Max, durations...); err != nil {
 			return err
 		}
 		if seen[l.Key] {

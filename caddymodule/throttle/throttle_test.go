@@ -380,6 +380,15 @@ func TestBadArgs(t *testing.T) {
 		if _, err := s.Take("k", 1, 0); err == nil {
 			t.Error("Take with window 0")
 		}
+		if _, _, _, err := s.Admit(Limit{Key: "k", Max: 1, Window: u, Ban: u, Pass: "p"}); err == nil {
+			t.Error("Admit with a pass without its TTL")
+		}
+		if _, _, _, err := s.Admit(Limit{Key: "k", Max: 1, Window: u, Ban: u, PassTTL: u}); err == nil {
+			t.Error("Admit with a pass TTL without a pass")
+		}
+		if _, _, _, err := s.Admit(Limit{Key: "k", Max: 1, Window: u, Ban: -u, Pass: "p", PassTTL: u}); err == nil {
+			t.Error("Admit with a negative ban")
+		}
 	})
 }
 
@@ -437,9 +446,10 @@ func TestRedisKeys(t *testing.T) {
 	s.Fail(admit(t, s, Limit{Key: "u", Max: 5, Window: time.Minute, Ban: time.Minute}))
 	s.Fail(admit(t, s, Limit{Key: "v", Max: 1, Window: time.Minute, Ban: 2 * time.Minute}))
 	s.Take("ip", 5, time.Minute)
+	s.Succeed(admit(t, s, Limit{Key: "w", Max: 5, Window: time.Minute, Ban: time.Minute, Pass: "p", PassTTL: 3 * time.Minute}))
 	c := pool.Get()
 	defer c.Close()
-	for key, max := range map[string]int64{"attempts:u": 60_000, "ban:v": 120_000, "take:ip": 60_000} {
+	for key, max := range map[string]int64{"attempts:u": 60_000, "ban:v": 120_000, "take:ip": 60_000, "passes:w": 180_000} {
 		ttl, err := redis.Int64(c.Do("PTTL", srv.Prefix+key))
 		if err != nil || ttl <= 0 || ttl > max {
 			t.Errorf("PTTL %s = %d, %v", key, ttl, err)
@@ -471,4 +481,124 @@ func TestRedisDown(t *testing.T) {
 	if _, err := s.Take("k", 1, time.Second); err == nil {
 		t.Error("Take without Redis")
 	}
+}
+
+// lockout limits of a login: a short per-username limit that these tests
+// never reach, and the long one, a lockout that pass gets past.
+func lockoutLimits(u time.Duration, pass string, ban time.Duration) []Limit {
+	return []Limit{
+		{Key: "u:carol", Max: 100, Window: 2 * u, Ban: 5 * u, ClearOnSuccess: true},
+		{Key: "lock:carol", Max: 3, Window: 50 * u, Ban: ban, ClearOnSuccess: true, Pass: pass, PassTTL: 8 * u},
+	}
+}
+
+// A lockout until lifted: failures from anywhere lock the key; then only
+// a pass that an earlier success recorded is admitted, and its success
+// lifts the lock and clears the count.
+func TestLockout(t *testing.T) {
+	kinds(t, func(t *testing.T, s Store, u time.Duration, advance func(time.Duration)) {
+		ls := func(pass string) []Limit { return lockoutLimits(u, pass, 0) }
+		if err := s.Succeed(admit(t, s, ls("home")...)); err != nil {
+			t.Fatal(err)
+		}
+		for i, stranger := range []string{"x1", "x2", "x3"} {
+			b := fail(t, s, admit(t, s, ls(stranger)...))
+			if b[0] || b[1] != (i == 2) {
+				t.Fatalf("failure %d: banned %v", i+1, b)
+			}
+		}
+		refuse := func(what, pass string) {
+			t.Helper()
+			a, wait, which, err := s.Admit(ls(pass)...)
+			if err != nil || a != nil || wait != Indefinitely || which != 1 {
+				t.Fatalf("%s: Admit = %v, %v, %d, %v; want refused by the lockout, indefinitely", what, a, wait, which, err)
+			}
+		}
+		refuse("a stranger", "x4")
+		advance(6 * u) // longer than any timed ban here: the lock stays
+		refuse("a stranger later", "x4")
+		// The known pass gets in; its failure leaves the lock in place.
+		fail(t, s, admit(t, s, ls("home")...))
+		refuse("a stranger after a known pass failed", "x5")
+		// Its success lifts the lock and clears the count.
+		if err := s.Succeed(admit(t, s, ls("home")...)); err != nil {
+			t.Fatal(err)
+		}
+		a := admit(t, s, ls("x6")...)
+		if a.Slots[1] != 1 {
+			t.Errorf("after the known success: places %v, want the lockout's count cleared", a.Slots)
+		}
+		s.Cancel(a)
+
+		// While running attempts hold every place, others wait for the
+		// ban they may cause (indefinitely), but the known pass gets in.
+		held := []*Attempt{admit(t, s, ls("y1")...), admit(t, s, ls("y2")...), admit(t, s, ls("y3")...)}
+		refuse("a stranger while the window is full", "y4")
+		known := admit(t, s, ls("home")...)
+		for _, a := range append(held, known) {
+			if err := s.Cancel(a); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// A timed lockout ends by itself; Unban lifts any ban and clears counts.
+func TestLockoutTimedAndUnban(t *testing.T) {
+	kinds(t, func(t *testing.T, s Store, u time.Duration, advance func(time.Duration)) {
+		ls := lockoutLimits(u, "x", 5*u)
+		for range 3 {
+			fail(t, s, admit(t, s, ls...))
+		}
+		refused(t, s, u, 5*u, 1, ls...)
+		lifted, err := s.Unban("lock:carol", "u:carol")
+		if err != nil || !lifted {
+			t.Fatalf("Unban = %v, %v; want lifted", lifted, err)
+		}
+		a := admit(t, s, ls...)
+		if a.Slots[0] != 1 || a.Slots[1] != 1 {
+			t.Errorf("after Unban: places %v, want counts cleared", a.Slots)
+		}
+		fail(t, s, a)
+		if lifted, err := s.Unban("lock:carol"); err != nil || lifted {
+			t.Errorf("Unban of an unbanned key = %v, %v", lifted, err)
+		}
+		if a := admit(t, s, ls...); a.Slots[1] != 1 {
+			t.Errorf("Unban left the count: places %v", a.Slots)
+		} else {
+			fail(t, s, a)
+		}
+		fail(t, s, admit(t, s, ls...))
+		fail(t, s, admit(t, s, ls...))
+		refused(t, s, u, 5*u, 1, ls...)
+		advance(5*u + u/2)
+		admit(t, s, ls...)
+	})
+}
+
+// A key keeps its MaxPasses most recent passes, each for its PassTTL.
+func TestLockoutPasses(t *testing.T) {
+	kinds(t, func(t *testing.T, s Store, u time.Duration, advance func(time.Duration)) {
+		ls := func(pass string) []Limit { return lockoutLimits(u, pass, 0) }
+		for i := range MaxPasses + 1 {
+			if err := s.Succeed(admit(t, s, ls(fmt.Sprintf("p%d", i))...)); err != nil {
+				t.Fatal(err)
+			}
+			advance(u / 10) // distinct times, oldest first
+		}
+		for _, stranger := range []string{"x1", "x2", "x3"} {
+			fail(t, s, admit(t, s, ls(stranger)...))
+		}
+		if a, wait, _, _ := s.Admit(ls("p0")...); a != nil || wait != Indefinitely {
+			t.Errorf("the oldest of %d passes was kept", MaxPasses+1)
+		}
+		for _, p := range []string{"p1", fmt.Sprint("p", MaxPasses)} {
+			a := admit(t, s, ls(p)...)
+			s.Cancel(a)
+		}
+		advance(8*u + u/2)
+		if a, _, _, _ := s.Admit(ls(fmt.Sprint("p", MaxPasses))...); a != nil {
+			t.Error("a pass past its TTL was admitted")
+		}
+	})
 }

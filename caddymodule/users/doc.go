@@ -1,10 +1,16 @@
-// Package users stores the proxy's user accounts in a bbolt database.
+// Package users defines the proxy's user accounts and the Store interface
+// that every users backend implements: the embedded bbolt file
+// (package users/bolt, the zero-dependency default) and PostgreSQL
+// (package users/postgres, for several instances sharing one database).
+// Package users/storetest is the conformance suite that both pass.
 //
-// The request path reads one user per authenticated request (ByID), so records
-// use a compact hand-rolled binary encoding that decodes with two allocations.
-// Usernames are unique case-insensitively: the uniqueness key is the name
-// after NFKC normalisation and Unicode case folding (see UsernameKey), which
-// matches how Django treats look-alike names.
+// Usernames are unique regardless of case and look-alike spelling: the
+// uniqueness key is the name after NFKC normalisation and Unicode case
+// folding (see UsernameKey), which matches how Django treats such names.
+// Backends store and index that key; none compares raw names.
+//
+// Times are kept to the microsecond, in UTC (see StoredTime), so that a user
+// reads back the same from every backend.
 //
 // The package knows nothing about HTTP or Caddy.
 package users

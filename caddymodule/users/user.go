@@ -32,3 +32,14 @@ var (
 	ErrIDTaken       = errors.New("users: a user with that id already exists")
 	ErrInvalidUser   = errors.New("users: invalid user")
 )
+
+// StoredTime is t as stores keep it: in UTC, truncated to the microsecond
+// (PostgreSQL's resolution), without a monotonic clock reading. The zero
+// time stays zero. Backends apply it to every time they write, so a user
+// reads back the same whatever the backend.
+func StoredTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}

@@ -1,10 +1,12 @@
-package users
+package bolt
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
 )
 
 // A user record is the bbolt value stored under the user's id. Layout
@@ -37,7 +39,7 @@ const (
 var errCorrupt = errors.New("users: corrupt user record")
 
 // appendRecord appends the encoding of u (minus its id) to dst.
-func appendRecord(dst []byte, u *User) []byte {
+func appendRecord(dst []byte, u *users.User) []byte {
 	var flags byte
 	if u.IsActive {
 		flags |= flagActive
@@ -71,7 +73,7 @@ func appendRecord(dst []byte, u *User) []byte {
 }
 
 // encodeRecord returns the encoding of u in a right-sized buffer.
-func encodeRecord(u *User) []byte {
+func encodeRecord(u *users.User) []byte {
 	// 2 header bytes + at most 4 uvarints/varints and 2 times of ≤15 bytes.
 	size := 2 + 4*binary.MaxVarintLen64 + 2*15 + len(u.Username) + len(u.Email) + len(u.PasswordHash)
 	return appendRecord(make([]byte, 0, size), u)
@@ -84,7 +86,7 @@ func appendTime(dst []byte, t time.Time) []byte {
 
 // decodeRecord decodes b (which may be bbolt-owned memory: nothing is
 // retained) into u, setting u.ID to id. Times come back in UTC.
-func decodeRecord(u *User, id int64, b []byte) error {
+func decodeRecord(u *users.User, id int64, b []byte) error {
 	r := reader{b: b}
 	if v := r.byte(); v != recordVersion {
 		if r.err != nil {
@@ -115,7 +117,7 @@ func decodeRecord(u *User, id int64, b []byte) error {
 		return fmt.Errorf("%w: string lengths do not match record size", errCorrupt)
 	}
 	s := string(rest) // one copy out of bbolt's mmap for all three strings
-	*u = User{
+	*u = users.User{
 		ID:           id,
 		Username:     s[:nUser],
 		Email:        s[nUser : nUser+nEmail],
@@ -189,5 +191,7 @@ func (r *reader) time() time.Time {
 		r.fail("time")
 		return time.Time{}
 	}
-	return time.Unix(sec, int64(nsec)).UTC()
+	// Records written before times were kept to the microsecond may have
+	// nanoseconds: read them as they would be stored now.
+	return users.StoredTime(time.Unix(sec, int64(nsec)))
 }

@@ -1,12 +1,16 @@
-package users
+package bolt
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users/internal/usercache"
 )
 
 // Bucket names. "users" maps the big-endian uint64 id to a record;
@@ -17,22 +21,26 @@ var (
 	usernamesBucket = []byte("usernames")
 )
 
-// BoltStore is a Store over a bbolt database. It is safe for concurrent use;
-// writes are serialised by bbolt, reads run in parallel. ByID is served from
-// an in-memory cache of decoded users that every write through the store
-// keeps exact (see userCache); so all writes to a database must go through
-// one BoltStore, which bbolt's exclusive file lock and Caddy's shared store
-// already ensure.
-type BoltStore struct {
+// Store is a users.Store over a bbolt database. It is safe for concurrent
+// use; writes are serialised by bbolt, reads run in parallel. ByID is served
+// from an in-memory cache of decoded users that every write through the
+// store keeps exact (see usercache); so all writes to a database must go
+// through one Store, which bbolt's exclusive file lock and Caddy's shared
+// store already ensure.
+type Store struct {
 	db    *bbolt.DB
-	cache *userCache
+	cache *usercache.Cache
 }
 
-var _ Store = (*BoltStore)(nil)
+var _ users.Store = (*Store)(nil)
 
-// NewBoltStore returns a store over db, creating its buckets if missing. The
+// NewStore returns a store over db, creating its buckets if missing. The
 // caller keeps ownership of db and closes it.
-func NewBoltStore(db *bbolt.DB) (*BoltStore, error) {
+func NewStore(db *bbolt.DB) (*Store, error) {
+	return newStore(db, usercache.DefaultSize)
+}
+
+func newStore(db *bbolt.DB, cacheSize int) (*Store, error) {
 	err := db.Update(func(tx *bbolt.Tx) error {
 		for _, name := range [][]byte{usersBucket, usernamesBucket} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -44,45 +52,62 @@ func NewBoltStore(db *bbolt.DB) (*BoltStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &BoltStore{db: db, cache: newUserCache(defaultUserCacheSize)}, nil
+	return &Store{db: db, cache: usercache.New(cacheSize)}, nil
 }
 
-// ByID implements Store. It is the per-request read: from the cache, one
-// allocation (the copy of the User); otherwise one read transaction.
-func (s *BoltStore) ByID(id int64) (*User, error) {
-	if id <= 0 {
-		return nil, ErrNotFound
+// Ping reports whether the database is usable (open), for health checks.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return ctxErr(err)
 	}
-	u, gen := s.cache.get(id)
+	return s.db.View(func(*bbolt.Tx) error { return nil })
+}
+
+// ctxErr wraps a done context's error.
+func ctxErr(err error) error { return fmt.Errorf("users: %w", err) }
+
+// ByID implements users.Store. It is the per-request read: from the cache,
+// one allocation (the copy of the User); otherwise one read transaction.
+func (s *Store) ByID(ctx context.Context, id int64) (*users.User, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, ctxErr(err)
+	}
+	if id <= 0 {
+		return nil, users.ErrNotFound
+	}
+	u, gen := s.cache.Get(id)
 	if u != nil {
 		return u, nil
 	}
-	u = new(User)
+	u = new(users.User)
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		var key [8]byte
 		binary.BigEndian.PutUint64(key[:], uint64(id))
 		v := tx.Bucket(usersBucket).Get(key[:])
 		if v == nil {
-			return ErrNotFound
+			return users.ErrNotFound
 		}
 		return decodeRecord(u, id, v)
 	})
 	if err != nil {
 		return nil, wrapRecordErr(id, err)
 	}
-	s.cache.put(u, gen)
+	s.cache.Put(u, gen)
 	return u, nil
 }
 
-// ByUsername implements Store.
-func (s *BoltStore) ByUsername(name string) (*User, error) {
-	nameKey := []byte(UsernameKey(name))
-	u := new(User)
+// ByUsername implements users.Store.
+func (s *Store) ByUsername(ctx context.Context, name string) (*users.User, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, ctxErr(err)
+	}
+	nameKey := []byte(users.UsernameKey(name))
+	u := new(users.User)
 	var id int64
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		idKey := tx.Bucket(usernamesBucket).Get(nameKey)
 		if idKey == nil {
-			return ErrNotFound
+			return users.ErrNotFound
 		}
 		var err error
 		if id, err = idFromKey(idKey); err != nil {
@@ -92,7 +117,7 @@ func (s *BoltStore) ByUsername(name string) (*User, error) {
 		if v == nil {
 			// Index points at a missing record: treat as absent rather
 			// than fail logins, but it should never happen.
-			return ErrNotFound
+			return users.ErrNotFound
 		}
 		return decodeRecord(u, id, v)
 	})
@@ -102,14 +127,32 @@ func (s *BoltStore) ByUsername(name string) (*User, error) {
 	return u, nil
 }
 
-// Create implements Store.
-func (s *BoltStore) Create(u *User) error {
+// update runs fn in a write transaction that commits only if ctx is still
+// live when fn is done.
+func (s *Store) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return ctxErr(err)
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return ctxErr(err)
+		}
+		return nil
+	})
+}
+
+// Create implements users.Store.
+func (s *Store) Create(ctx context.Context, u *users.User) error {
 	rec := *u
 	if rec.DateJoined.IsZero() {
 		rec.DateJoined = time.Now()
 	}
-	defer func() { s.cache.invalidate(rec.ID) }()
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	rec.DateJoined, rec.LastLogin = users.StoredTime(rec.DateJoined), users.StoredTime(rec.LastLogin)
+	defer func() { s.cache.Invalidate(rec.ID) }()
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		b := buckets(tx)
 		if rec.ID == 0 {
 			id, err := b.nextID()
@@ -127,34 +170,35 @@ func (s *BoltStore) Create(u *User) error {
 	return nil
 }
 
-// Update implements Store.
-func (s *BoltStore) Update(id int64, fn func(u *User) error) (*User, error) {
-	defer s.cache.invalidate(id)
-	u := new(User)
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+// Update implements users.Store.
+func (s *Store) Update(ctx context.Context, id int64, fn func(u *users.User) error) (*users.User, error) {
+	defer s.cache.Invalidate(id)
+	u := new(users.User)
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		b := buckets(tx)
 		key := idKey(id)
 		v := b.users.Get(key)
 		if v == nil {
-			return ErrNotFound
+			return users.ErrNotFound
 		}
 		if err := decodeRecord(u, id, v); err != nil {
 			return wrapRecordErr(id, err)
 		}
-		oldName := UsernameKey(u.Username)
+		oldName := users.UsernameKey(u.Username)
 		if err := fn(u); err != nil {
 			return err
 		}
 		if u.ID != id {
-			return fmt.Errorf("%w: Update must not change the id (%d -> %d)", ErrInvalidUser, id, u.ID)
+			return fmt.Errorf("%w: Update must not change the id (%d -> %d)", users.ErrInvalidUser, id, u.ID)
 		}
-		newName := UsernameKey(u.Username)
+		newName := users.UsernameKey(u.Username)
 		if newName == "" {
-			return fmt.Errorf("%w: empty username", ErrInvalidUser)
+			return fmt.Errorf("%w: empty username", users.ErrInvalidUser)
 		}
+		u.DateJoined, u.LastLogin = users.StoredTime(u.DateJoined), users.StoredTime(u.LastLogin)
 		if newName != oldName {
 			if b.usernames.Get([]byte(newName)) != nil {
-				return ErrUsernameTaken
+				return users.ErrUsernameTaken
 			}
 			if err := b.usernames.Delete([]byte(oldName)); err != nil {
 				return err
@@ -171,17 +215,17 @@ func (s *BoltStore) Update(id int64, fn func(u *User) error) (*User, error) {
 	return u, nil
 }
 
-// Delete implements Store.
-func (s *BoltStore) Delete(id int64) error {
-	defer s.cache.invalidate(id)
-	return s.db.Update(func(tx *bbolt.Tx) error {
+// Delete implements users.Store.
+func (s *Store) Delete(ctx context.Context, id int64) error {
+	defer s.cache.Invalidate(id)
+	return s.update(ctx, func(tx *bbolt.Tx) error {
 		b := buckets(tx)
 		key := idKey(id)
 		v := b.users.Get(key)
 		if v == nil {
-			return ErrNotFound
+			return users.ErrNotFound
 		}
-		var u User
+		var u users.User
 		if err := decodeRecord(&u, id, v); err != nil {
 			// A corrupt record must still be deletable (it is the way to get
 			// rid of it), but its username is unknown: find its index
@@ -191,7 +235,7 @@ func (s *BoltStore) Delete(id int64) error {
 			}
 			return b.users.Delete(key)
 		}
-		nameKey := []byte(UsernameKey(u.Username))
+		nameKey := []byte(users.UsernameKey(u.Username))
 		// Only drop the index entry if it is ours (defensive: it always is).
 		if owner := b.usernames.Get(nameKey); owner != nil && string(owner) == string(key) {
 			if err := b.usernames.Delete(nameKey); err != nil {
@@ -202,16 +246,19 @@ func (s *BoltStore) Delete(id int64) error {
 	})
 }
 
-// List implements Store.
-func (s *BoltStore) List() ([]User, error) {
-	var out []User
+// List implements users.Store.
+func (s *Store) List(ctx context.Context) ([]users.User, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, ctxErr(err)
+	}
+	var out []users.User
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(usersBucket).ForEach(func(k, v []byte) error {
 			id, err := idFromKey(k)
 			if err != nil {
 				return err
 			}
-			out = append(out, User{})
+			out = append(out, users.User{})
 			if err := decodeRecord(&out[len(out)-1], id, v); err != nil {
 				return wrapRecordErr(id, err)
 			}
@@ -224,14 +271,14 @@ func (s *BoltStore) List() ([]User, error) {
 	return out, nil
 }
 
-// CreateMany implements Store.
-func (s *BoltStore) CreateMany(us []*User, skipExisting bool) (int, error) {
-	recs := make([]User, len(us))
+// CreateMany implements users.Store.
+func (s *Store) CreateMany(ctx context.Context, us []*users.User, skipExisting bool) (int, error) {
+	recs := make([]users.User, len(us))
 	created := make([]bool, len(us))
 	now := time.Now()
 	n := 0
-	defer s.cache.invalidate()
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	defer s.cache.Invalidate()
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		b := buckets(tx)
 		// Move the sequence past every explicit id first, so ids assigned
 		// to id-less users below cannot collide with later entries.
@@ -247,6 +294,7 @@ func (s *BoltStore) CreateMany(us []*User, skipExisting bool) (int, error) {
 			if rec.DateJoined.IsZero() {
 				rec.DateJoined = now
 			}
+			rec.DateJoined, rec.LastLogin = users.StoredTime(rec.DateJoined), users.StoredTime(rec.LastLogin)
 			if skipExisting && b.exists(&rec) {
 				continue
 			}

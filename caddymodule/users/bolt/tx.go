@@ -1,10 +1,12 @@
-package users
+package bolt
 
 import (
 	"encoding/binary"
 	"fmt"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
 )
 
 // txBuckets holds the two buckets of one write transaction and the
@@ -36,29 +38,29 @@ func (b txBuckets) bumpSequence(id int64) error {
 }
 
 // exists reports whether u's id (if set) or username is already stored.
-func (b txBuckets) exists(u *User) bool {
+func (b txBuckets) exists(u *users.User) bool {
 	if u.ID > 0 && b.users.Get(idKey(u.ID)) != nil {
 		return true
 	}
-	return b.usernames.Get([]byte(UsernameKey(u.Username))) != nil
+	return b.usernames.Get([]byte(users.UsernameKey(u.Username))) != nil
 }
 
 // insert validates u (whose ID must be set) and writes its record and index
 // entry, failing if the id or username is taken.
-func (b txBuckets) insert(u *User) error {
+func (b txBuckets) insert(u *users.User) error {
 	if u.ID <= 0 {
-		return fmt.Errorf("%w: id %d is not positive", ErrInvalidUser, u.ID)
+		return fmt.Errorf("%w: id %d is not positive", users.ErrInvalidUser, u.ID)
 	}
-	nameKey := []byte(UsernameKey(u.Username))
+	nameKey := []byte(users.UsernameKey(u.Username))
 	if len(nameKey) == 0 {
-		return fmt.Errorf("%w: empty username", ErrInvalidUser)
+		return fmt.Errorf("%w: empty username", users.ErrInvalidUser)
 	}
 	key := idKey(u.ID)
 	if b.users.Get(key) != nil {
-		return ErrIDTaken
+		return users.ErrIDTaken
 	}
 	if b.usernames.Get(nameKey) != nil {
-		return ErrUsernameTaken
+		return users.ErrUsernameTaken
 	}
 	if err := b.bumpSequence(u.ID); err != nil {
 		return err

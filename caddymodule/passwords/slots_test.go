@@ -1,0 +1,130 @@
+package passwords
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestSlotsBoundAndOrder(t *testing.T) {
+	s := NewSlots(2)
+	ctx := context.Background()
+	for range 2 {
+		if err := s.Acquire(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A third waits, and gives up when its context ends.
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if err := s.Acquire(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Acquire on full slots = %v, want DeadlineExceeded", err)
+	}
+	if n := s.InUse(); n != 2 {
+		t.Fatalf("InUse = %d after a timed-out wait, want 2", n)
+	}
+	// Waiters are served in order.
+	order := make(chan int, 3)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() {
+			if err := s.Acquire(ctx); err != nil {
+				t.Error(err)
+				return
+			}
+			order <- i
+			s.Release()
+		})
+		for waiting(s) != i+1 { // queue them one by one
+			time.Sleep(time.Millisecond)
+		}
+	}
+	s.Release() // one slot goes round the waiters, in turn
+	wg.Wait()
+	s.Release()
+	close(order)
+	want := 0
+	for i := range order {
+		if i != want {
+			t.Errorf("waiter %d served at turn %d", i, want)
+		}
+		want++
+	}
+	if n := s.InUse(); n != 0 {
+		t.Errorf("InUse = %d after all released", n)
+	}
+}
+
+func waiting(s *Slots) int { return s.Waiting() }
+
+// SetLimit takes effect for computations that start afterwards: growing
+// serves waiters at once, shrinking lets the running ones finish.
+func TestSlotsSetLimit(t *testing.T) {
+	s := NewSlots(1)
+	ctx := context.Background()
+	s.Acquire(ctx)
+	got := make(chan struct{})
+	go func() {
+		s.Acquire(ctx)
+		close(got)
+	}()
+	for waiting(s) != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	s.SetLimit(2)
+	<-got
+	if n := s.InUse(); n != 2 {
+		t.Fatalf("InUse = %d after growing to 2, want 2", n)
+	}
+	s.SetLimit(1)
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	s.Release()
+	if err := s.Acquire(short); err == nil {
+		t.Fatal("acquired a slot while 1 of 1 is in use")
+	}
+	s.Release()
+	if err := s.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.Release()
+	if NewSlots(0).Limit() != 1 {
+		t.Error("NewSlots(0) has no slot")
+	}
+}
+
+// A Hasher's limit can change under load, and the new bound holds.
+func TestHasherBoundAcrossSetLimit(t *testing.T) {
+	h := NewHasher(lowParams, 3)
+	var cur, peak atomic.Int32
+	h.inSlot = func() {
+		n := cur.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+		cur.Add(-1)
+	}
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() { h.VerifyDummy(context.Background(), "pw") })
+		if i == 10 {
+			// Shrink to 1 and let what runs under the old limit end.
+			h.Slots().SetLimit(1)
+			for h.Slots().InUse() > 1 {
+				time.Sleep(time.Millisecond)
+			}
+			peak.Store(0)
+		}
+	}
+	wg.Wait()
+	if p := peak.Load(); p > 1 {
+		t.Errorf("%d computations ran at once after SetLimit(1)", p)
+	}
+}
