@@ -60,7 +60,6 @@ func TestRedisTLSAndACL(t *testing.T) {
 		{"wrong password", srv.URL("app:wrong-s3cret"), RedisOptions{TLS: good}, "WRONGPASS"},
 		{"plain redis:// to a TLS port", "redis://app:app-s3cret@" + srv.Addr + "/0", RedisOptions{}, ""},
 	} {
-		bad.opts.DialTimeout, bad.opts.ReadTimeout = time.Second, time.Second
 		c, err := OpenRedis(bad.url, bad.opts)
 		if err != nil {
 			t.Fatalf("%s: %v", bad.name, err)
