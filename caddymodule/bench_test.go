@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -39,17 +40,25 @@ type benchSite struct {
 // in Redis when redisURL is set, then registers and logs in one user.
 func newBenchSite(b *testing.B, redisURL string) *benchSite {
 	b.Helper()
-	return newBenchSiteWith(b, redisURL, nil)
+	return newBenchSiteWith(b, redisURL, 0, nil)
 }
 
-// newBenchSiteWith is newBenchSite with more settings (set before
+// newBenchSiteCache is newBenchSite with session_cache set (0: default,
+// -1: off). With the cache on, it waits until the cache serves.
+func newBenchSiteCache(b *testing.B, redisURL string, cache caddymodule.SessionCache) *benchSite {
+	b.Helper()
+	return newBenchSiteWith(b, redisURL, cache, nil)
+}
+
+// newBenchSiteWith is newBenchSiteCache with more settings (set before
 // Provision).
-func newBenchSiteWith(b *testing.B, redisURL string, configure func(h *caddymodule.SessionAuth)) *benchSite {
+func newBenchSiteWith(b *testing.B, redisURL string, cache caddymodule.SessionCache, configure func(h *caddymodule.SessionAuth)) *benchSite {
 	b.Helper()
 	h := &caddymodule.SessionAuth{
 		UsersDB:         filepath.Join(b.TempDir(), "users.db"),
 		Redis:           redisURL,
 		HashConcurrency: 2,
+		SessionCache:    cache,
 	}
 	if configure != nil {
 		configure(h)
@@ -103,6 +112,15 @@ func newBenchSiteWith(b *testing.B, redisURL string, configure func(h *caddymodu
 		b.Fatalf("login response: %v %v %s", err, w.Result().Cookies(), w.Body)
 	}
 	s.csrfToken = v.CSRFToken
+	if redisURL != "" && cache >= 0 {
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(s.call(b, "GET", "/api/health/", "", "").Body.String(), `"session_cache":"active"`) {
+			if time.Now().After(deadline) {
+				b.Fatal("session cache not active")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	return s
 }
 
@@ -167,12 +185,17 @@ func (s *benchSite) serveLoop(b *testing.B, r *http.Request, w *discardWriter, w
 	}
 }
 
-// stores runs fn with sessions in bbolt, then in a real Redis.
+// stores runs fn with sessions in bbolt, then in a real Redis with the
+// session cache (the default) and without it (session_cache off).
 func stores(b *testing.B, fn func(b *testing.B, s *benchSite)) {
 	b.Run("store=bolt", func(b *testing.B) { fn(b, newBenchSite(b, "")) })
 	b.Run("store=redis", func(b *testing.B) {
 		srv := testredis.Start(b)
 		fn(b, newBenchSite(b, srv.URL()))
+	})
+	b.Run("store=redis-nocache", func(b *testing.B) {
+		srv := testredis.Start(b)
+		fn(b, newBenchSiteCache(b, srv.URL(), -1))
 	})
 }
 
@@ -286,7 +309,7 @@ func BenchmarkGatePermissions(b *testing.B) {
 			if redis {
 				url = testredis.Start(b).URL()
 			}
-			s := newBenchSiteWith(b, url, func(h *caddymodule.SessionAuth) {
+			s := newBenchSiteWith(b, url, 0, func(h *caddymodule.SessionAuth) {
 				h.Rules = benchRules
 				h.IdentityToken = &caddymodule.IdentityToken{}
 			})

@@ -29,6 +29,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    users_db             <path>
 //	    redis                [<url>]
 //	    redis_key_prefix     <prefix>
+//	    sentinel_password    <password>
+//	    redis_tls_ca         <file>
+//	    redis_tls_cert       <file>
+//	    redis_tls_key        <file>
+//	    session_cache        <entries> | off
 //	    api_prefix           <path>
 //	    session_cookie       <name> [<max_age>]
 //	    csrf_cookie          <name> [<max_age>]
@@ -80,6 +85,36 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&s.RedisKeyPrefix) {
 				return d.ArgErr()
 			}
+		case "sentinel_password":
+			if !d.AllArgs(&s.SentinelPassword) {
+				return d.ArgErr()
+			}
+		case "redis_tls_ca":
+			if !d.AllArgs(&s.RedisTLSCA) {
+				return d.ArgErr()
+			}
+		case "redis_tls_cert":
+			if !d.AllArgs(&s.RedisTLSCert) {
+				return d.ArgErr()
+			}
+		case "redis_tls_key":
+			if !d.AllArgs(&s.RedisTLSKey) {
+				return d.ArgErr()
+			}
+		case "session_cache":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			if v == "off" {
+				s.SessionCache = sessionCacheOff
+				break
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > maxSessionCache {
+				return d.Errf("session_cache: want a number of sessions (1 to %d) or off, got %q", maxSessionCache, v)
+			}
+			s.SessionCache = SessionCache(n)
 		case "api_prefix":
 			if !d.AllArgs(&s.APIPrefix) {
 				return d.ArgErr()

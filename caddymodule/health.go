@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gomodule/redigo/redis"
 	"go.etcd.io/bbolt"
 )
 
@@ -16,8 +15,8 @@ const healthCacheFor = time.Second
 // result is reused for a second, so polling it costs one bbolt read
 // transaction and at most one Redis PING per second.
 type healthCheck struct {
-	db    *bbolt.DB
-	redis *redis.Pool // nil: sessions in bbolt
+	db       *bbolt.DB
+	sessions sessionBackend
 
 	mu      sync.Mutex
 	checked time.Time
@@ -46,13 +45,14 @@ func (h *healthCheck) result() (int, []byte) {
 		UsersDB  string `json:"users_db"`
 		Sessions string `json:"sessions"`
 		Redis    string `json:"redis,omitempty"`
-	}{Status: "ok", UsersDB: "ok", Sessions: "users_db"}
+		Cache    string `json:"session_cache,omitempty"`
+	}{Status: "ok", UsersDB: "ok", Sessions: h.sessions.kind(), Cache: h.sessions.cacheStatus()}
 	if err := h.db.View(func(*bbolt.Tx) error { return nil }); err != nil {
 		report.Status, report.UsersDB = "unavailable", "unavailable"
 	}
-	if h.redis != nil {
-		report.Sessions, report.Redis = "redis", "ok"
-		if err := pingRedis(h.redis); err != nil {
+	if report.Sessions == "redis" {
+		report.Redis = "ok"
+		if err := h.sessions.ping(); err != nil {
 			report.Status, report.Redis = "unavailable", "unreachable"
 		}
 	}

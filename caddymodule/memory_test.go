@@ -79,8 +79,22 @@ http://127.0.0.1:%d {
 	wg.Wait()
 	took := time.Since(began)
 	close(statuses)
+	// A login that waited longer than the bounded wait for a hashing slot
+	// gets 503 (on a busy machine the queue of 200 can outlast it): that
+	// is the bound at work, not a failure of this test, which is about
+	// memory. Anything else is.
+	waited := 0
 	for s := range statuses {
+		if s == "503 <nil>" {
+			waited++
+			continue
+		}
 		t.Errorf("login: %s", s)
+	}
+	if waited > logins/2 {
+		t.Errorf("%d of %d logins got 503 (no hashing slot in time)", waited, logins)
+	} else if waited > 0 {
+		t.Logf("%d of %d logins got 503: no hashing slot within the bounded wait on this busy machine", waited, logins)
 	}
 	peak := p.status("VmHWM")
 	t.Logf("%d concurrent logins in %v; peak RSS (VmHWM) %d MiB (%d MiB before the flood), now %d MiB",

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"fmt"
+	"log/slog"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -52,9 +53,32 @@ type SessionAuth struct {
 	UsersDB string `json:"users_db,omitempty"`
 
 	// Redis is the URL of the Redis server that holds sessions:
-	// redis://[:password@]host:port/db, or rediss:// for TLS. Empty keeps
-	// sessions in the UsersDB file.
+	// redis://[[user]:password@]host:port/db (user: a Redis 6 ACL user),
+	// rediss:// for TLS, unix:///path/to/redis.sock, or
+	// redis+sentinel://[[user]:password@]host:port[,host:port...]/<master-name>[/<db>]
+	// to find the master through Redis Sentinel and follow its failovers
+	// (rediss+sentinel:// for TLS to the Sentinels and the master). Empty
+	// keeps sessions in the UsersDB file, and the settings below that only
+	// concern Redis are then ignored.
 	Redis string `json:"redis,omitempty"`
+
+	// SentinelPassword authenticates to the Sentinels of a
+	// redis+sentinel:// URL (the URL's password is the Redis one).
+	SentinelPassword string `json:"sentinel_password,omitempty"`
+
+	// RedisTLSCA is a PEM file of the CA certificates that sign the Redis
+	// server's certificate (rediss:// only). Default: the system's roots.
+	RedisTLSCA string `json:"redis_tls_ca,omitempty"`
+
+	// RedisTLSCert and RedisTLSKey are PEM files of a client certificate
+	// and its key, for a Redis that asks for one (tls-auth-clients).
+	RedisTLSCert string `json:"redis_tls_cert,omitempty"`
+	RedisTLSKey  string `json:"redis_tls_key,omitempty"`
+
+	// SessionCache bounds the in-memory cache of Redis session reads, kept
+	// exact by Redis's client-side caching invalidations (CLIENT TRACKING):
+	// a number of sessions, or "off". Default: 10000.
+	SessionCache SessionCache `json:"session_cache,omitempty"`
 
 	// RedisKeyPrefix prefixes every session key in Redis.
 	// Default: "session_auth:session:".
@@ -186,7 +210,8 @@ type SessionAuth struct {
 	logger    *zap.Logger
 	db        *sharedDB
 	dbKey     string
-	redisKey  string
+	slogger   *slog.Logger
+	backend   sessionBackend
 	users     users.Store
 	accounts  *accounts.Service // account rules over users
 	sessions  *scs.SessionManager
@@ -232,6 +257,7 @@ func (SessionAuth) CaddyModule() caddy.ModuleInfo {
 // Provision fills in defaults and opens (or shares) the stores.
 func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	s.logger = ctx.Logger()
+	s.slogger = ctx.Slogger()
 	s.inflight = new(atomic.Int64)
 	s.cookieWarned = new(atomic.Bool)
 	s.setDefaults()
@@ -279,7 +305,6 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	}
 	s.users = s.db.users
 	s.accounts = &accounts.Service{Store: s.users, Hasher: s.hasher, OnUnusableHash: s.logUnusableHash}
-	s.health = &healthCheck{db: s.db.db}
 	if err := s.provisionIdentityToken(); err != nil {
 		return err
 	}
@@ -289,24 +314,17 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	s.sessions.HashTokenInStore = true
 	s.sessions.Codec = sessions.Codec{}
 	s.sessions.Cookie.Name = s.SessionCookie
-	if s.Redis == "" {
-		s.sessions.Store = s.db.sessions
-		return s.provisionThrottle(nil)
-	}
-	rc, key, err := openSharedRedis(s.Redis)
-	if err != nil {
+	if s.backend, err = s.openSessionBackend(); err != nil {
 		return err
 	}
-	pool := rc.Pool
-	s.redisKey = key
-	s.health.redis = pool
-	s.sessions.Store = sessions.NewRedisStore(rc, s.RedisKeyPrefix) // redisstore, retried once on a broken connection
-	if err := pingRedis(pool); err != nil {
+	s.sessions.Store = s.backend.store()
+	s.health = &healthCheck{db: s.db.db, sessions: s.backend}
+	if err := s.backend.ping(); err != nil {
 		// Start anyway: sessions come back when Redis does.
 		s.logger.Warn("redis unreachable at start; session requests will get 503 until it is back",
 			zap.String("redis", sessions.RedactURL(s.Redis)), zap.Error(err))
 	}
-	return s.provisionThrottle(rc)
+	return s.provisionThrottle()
 }
 
 func (s *SessionAuth) setDefaults() {
@@ -410,11 +428,11 @@ func (s *SessionAuth) Validate() error {
 		return err
 	}
 	if s.Redis != "" {
-		if _, err := url.Parse(s.Redis); err != nil {
+		if _, err := url.Parse(s.Redis); err != nil && !strings.Contains(s.Redis, "+sentinel://") {
 			return fmt.Errorf("redis: invalid URL")
 		}
 	}
-	return nil
+	return s.checkRedisSettings()
 }
 
 // release releases the shared stores this instance acquired (Cleanup, in
@@ -425,8 +443,8 @@ func (s *SessionAuth) release() error {
 		s.hashHeld = false
 	}
 	var firstErr error
-	if s.redisKey != "" {
-		if _, err := redisPool.Delete(s.redisKey); err != nil {
+	if s.backend != nil {
+		if err := s.backend.release(); err != nil {
 			firstErr = err
 		}
 	}

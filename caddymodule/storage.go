@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/gomodule/redigo/redis"
 	"go.etcd.io/bbolt"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/sessions"
@@ -63,31 +62,4 @@ func openSharedDB(path string, lockTimeout time.Duration) (*sharedDB, string, er
 		return nil, "", err
 	}
 	return v.(*sharedDB), key, nil
-}
-
-// sharedRedis is one pool, wrapped so that it gets over a Redis restart
-// (see sessions.RedisClient).
-type sharedRedis struct{ client *sessions.RedisClient }
-
-func (r sharedRedis) Destruct() error { return r.client.Pool.Close() }
-
-func openSharedRedis(rawURL string) (*sessions.RedisClient, string, error) {
-	v, _, err := redisPool.LoadOrNew(rawURL, func() (caddy.Destructor, error) {
-		pool, err := sessions.NewRedisPool(rawURL, sessions.PoolOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("redis %s: %v", sessions.RedactURL(rawURL), err)
-		}
-		return sharedRedis{sessions.NewRedisClient(pool)}, nil
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	return v.(sharedRedis).client, rawURL, nil
-}
-
-func pingRedis(pool *redis.Pool) error {
-	conn := pool.Get()
-	defer conn.Close()
-	_, err := conn.Do("PING")
-	return err
 }

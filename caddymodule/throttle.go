@@ -16,7 +16,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/accounts"
-	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/sessions"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/throttle"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
 )
@@ -128,8 +127,9 @@ type memoryThrottle struct{ *throttle.Memory }
 func (memoryThrottle) Destruct() error { return nil }
 
 // provisionThrottle fills in the throttles' defaults and picks their store:
-// Redis through rc when set, else memory shared by configs over one DB.
-func (s *SessionAuth) provisionThrottle(rc *sessions.RedisClient) error {
+// the session backend's (Redis) when it has one, else memory shared by
+// configs over one DB.
+func (s *SessionAuth) provisionThrottle() error {
 	l := &limiter{}
 	if lt := s.LoginThrottle; lt == nil || !lt.Off {
 		c := LoginThrottle{}
@@ -170,8 +170,8 @@ func (s *SessionAuth) provisionThrottle(rc *sessions.RedisClient) error {
 	if l.login == nil && l.lockout == nil && l.register == nil {
 		return nil
 	}
-	if rc != nil {
-		l.store = throttle.NewRedis(rc.Pool, s.ThrottleKeyPrefix, rc.Do)
+	if st := s.backend.throttleStore(s.ThrottleKeyPrefix); st != nil {
+		l.store = st
 	} else {
 		key := memoryThrottlePoolPrefix + s.dbKey
 		v, _, err := throttlePool.LoadOrNew(key, func() (caddy.Destructor, error) {

@@ -138,3 +138,20 @@ func appendTime(b []byte, t time.Time) []byte {
 	b = binary.AppendVarint(b, t.Unix())
 	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
 }
+
+// dataDeadline reads the deadline of encoded session data (Unix
+// nanoseconds) without decoding the rest; false if b is not Codec data.
+func dataDeadline(b []byte) (int64, bool) {
+	if len(b) == 0 || b[0] != codecVersion {
+		return 0, false
+	}
+	secs, n := binary.Varint(b[1:])
+	if n <= 0 {
+		return 0, false
+	}
+	nanos, m := binary.Uvarint(b[1+n:])
+	if m <= 0 || nanos >= 1e9 {
+		return 0, false
+	}
+	return time.Unix(secs, int64(nanos)).UnixNano(), true
+}

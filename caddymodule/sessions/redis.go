@@ -2,10 +2,13 @@ package sessions
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -62,7 +65,7 @@ func (o PoolOptions) withDefaults() PoolOptions {
 //	rediss://...                                  the same over TLS
 //	unix://[[user]:password@]/path/to/redis.sock[?db=N]
 //
-// It validates the URL but does not connect: the first command does. Errors
+// (OpenRedis takes these and Sentinel URLs.) It validates the URL but does not connect: the first command does. Errors
 // never contain the password.
 //
 // The pool never waits for a free connection (Wait is false): scs's
@@ -73,23 +76,43 @@ func NewRedisPool(rawURL string, opts PoolOptions) (*redis.Pool, error) {
 	if err != nil {
 		return nil, err
 	}
+	if t.master != "" {
+		return nil, fmt.Errorf("sessions: %s: Sentinel URLs need OpenRedis", t.redacted)
+	}
 	o := opts.withDefaults()
-	dialOpts := append(t.options[:len(t.options):len(t.options)],
+	return newPool(t.directDial(o.dialOptions(t.options, nil)), o), nil
+}
+
+// dialOptions returns base plus the timeouts (and tlsConf, if any).
+func (o PoolOptions) dialOptions(base []redis.DialOption, tlsConf *tls.Config) []redis.DialOption {
+	opts := append(base[:len(base):len(base)],
 		redis.DialConnectTimeout(o.DialTimeout),
 		redis.DialTLSHandshakeTimeout(o.DialTimeout),
 		redis.DialReadTimeout(o.ReadTimeout),
 		redis.DialWriteTimeout(o.WriteTimeout),
 	)
+	if tlsConf != nil {
+		opts = append(opts, redis.DialTLSConfig(tlsConf))
+	}
+	return opts
+}
+
+// directDial dials the URL's own address.
+func (t *redisTarget) directDial(opts []redis.DialOption) func(context.Context) (redis.Conn, error) {
+	return func(ctx context.Context) (redis.Conn, error) {
+		c, err := redis.DialContext(ctx, t.network, t.address, opts...)
+		if err != nil {
+			// err never holds the password: redigo's errors name the
+			// address, and Redis's AUTH replies do not echo it.
+			return nil, fmt.Errorf("sessions: connecting to redis %s: %w", t.redacted, err)
+		}
+		return c, nil
+	}
+}
+
+func newPool(dial func(context.Context) (redis.Conn, error), o PoolOptions) *redis.Pool {
 	return &redis.Pool{
-		DialContext: func(ctx context.Context) (redis.Conn, error) {
-			c, err := redis.DialContext(ctx, t.network, t.address, dialOpts...)
-			if err != nil {
-				// err never holds the password: redigo's errors name the
-				// address, and Redis's AUTH replies do not echo it.
-				return nil, fmt.Errorf("sessions: connecting to redis %s: %w", t.redacted, err)
-			}
-			return c, nil
-		},
+		DialContext: dial,
 		TestOnBorrow: func(c redis.Conn, lastUsed time.Time) error {
 			if time.Since(lastUsed) < pingAfterIdle {
 				return nil
@@ -101,18 +124,50 @@ func NewRedisPool(rawURL string, opts PoolOptions) (*redis.Pool, error) {
 		MaxActive:   o.MaxActive,
 		IdleTimeout: o.IdleTimeout,
 		Wait:        false,
-	}, nil
+	}
 }
 
 // redisTarget is a parsed, validated Redis URL.
 type redisTarget struct {
-	network, address string
+	network, address string             // empty address: found through Sentinel
 	options          []redis.DialOption // auth, database, TLS
 	redacted         string             // the URL without its password, for messages
+	tls              bool
+
+	// Sentinel (redis+sentinel:// URLs): the Sentinels' host:port
+	// addresses and the name of the master they watch.
+	sentinels []string
+	master    string
 }
+
+// Sentinel URL schemes; rediss+sentinel speaks TLS to the Sentinels and
+// the master alike.
+const (
+	schemeSentinel       = "redis+sentinel"
+	schemeSentinelTLS    = "rediss+sentinel"
+	defaultSentinelPort  = "26379"
+	sentinelsPlaceholder = "sentinels.invalid"
+)
 
 // parseRedisURL validates rawURL. Its errors quote only the redacted URL.
 func parseRedisURL(rawURL string) (*redisTarget, error) {
+	var sentinelHosts string
+	if scheme, rest, ok := strings.Cut(rawURL, "://"); ok && (scheme == schemeSentinel || scheme == schemeSentinelTLS) {
+		// url.Parse takes one host only: the Sentinels' list is cut out
+		// and parsed here, and a placeholder host parsed in its place.
+		end := strings.IndexAny(rest, "/?#")
+		if end < 0 {
+			end = len(rest)
+		}
+		authority := rest[:end]
+		userinfo := ""
+		if at := strings.LastIndexByte(authority, '@'); at >= 0 {
+			userinfo, sentinelHosts = authority[:at+1], authority[at+1:]
+		} else {
+			sentinelHosts = authority
+		}
+		rawURL = scheme + "://" + userinfo + sentinelsPlaceholder + rest[end:]
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		// url.Parse's error quotes the whole URL, password included, so
@@ -125,6 +180,15 @@ func parseRedisURL(rawURL string) (*redisTarget, error) {
 		return nil, errors.New("sessions: invalid redis URL (not parseable; not shown since it may contain a password)")
 	}
 	t := &redisTarget{redacted: redactURL(u)}
+	if u.Scheme == schemeSentinel || u.Scheme == schemeSentinelTLS {
+		// The placeholder follows "@" or "://" (userinfo escapes "@").
+		r := t.redacted
+		if i := strings.Index(r, "@"+sentinelsPlaceholder); i >= 0 {
+			t.redacted = r[:i+1] + sentinelHosts + r[i+1+len(sentinelsPlaceholder):]
+		} else if i := strings.Index(r, "://"+sentinelsPlaceholder); i >= 0 {
+			t.redacted = r[:i+3] + sentinelHosts + r[i+3+len(sentinelsPlaceholder):]
+		}
+	}
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("sessions: invalid redis URL %s: %s", t.redacted, fmt.Sprintf(format, args...))
 	}
@@ -155,7 +219,31 @@ func parseRedisURL(rawURL string) (*redisTarget, error) {
 		if strings.Contains(db, "/") {
 			return nil, bad("path must be /<db number>")
 		}
-		t.options = append(t.options, redis.DialUseTLS(u.Scheme == "rediss"))
+		t.tls = u.Scheme == "rediss"
+	case schemeSentinel, schemeSentinelTLS:
+		if sentinelHosts == "" {
+			return nil, bad("missing Sentinel addresses (want %s://host:port[,host:port...]/<master-name>[/<db>])", u.Scheme)
+		}
+		for _, h := range strings.Split(sentinelHosts, ",") {
+			addr, err := sentinelAddr(h)
+			if err != nil {
+				return nil, bad("%v", err)
+			}
+			t.sentinels = append(t.sentinels, addr)
+		}
+		if u.RawQuery != "" {
+			return nil, bad("unexpected query (use /<master-name>/<db>)")
+		}
+		path := strings.TrimPrefix(u.Path, "/")
+		t.master, db, _ = strings.Cut(path, "/")
+		if t.master == "" {
+			return nil, bad("missing master name (want %s://host:port[,host:port...]/<master-name>[/<db>])", u.Scheme)
+		}
+		if strings.Contains(db, "/") {
+			return nil, bad("path must be /<master-name>[/<db number>]")
+		}
+		t.network = "tcp"
+		t.tls = u.Scheme == schemeSentinelTLS
 	case "unix":
 		if u.Host != "" {
 			return nil, bad("unix URLs take an absolute socket path: unix:///path/to/redis.sock")
@@ -175,10 +263,11 @@ func parseRedisURL(rawURL string) (*redisTarget, error) {
 		t.network, t.address = "unix", u.Path
 		db = q.Get("db")
 	case "":
-		return nil, bad("missing scheme (want redis://, rediss:// or unix://)")
+		return nil, bad("missing scheme (want redis://, rediss://, redis+sentinel:// or unix://)")
 	default:
-		return nil, bad("unsupported scheme %q (want redis, rediss or unix)", u.Scheme)
+		return nil, bad("unsupported scheme %q (want redis, rediss, redis+sentinel, rediss+sentinel or unix)", u.Scheme)
 	}
+	t.options = append(t.options, redis.DialUseTLS(t.tls))
 
 	if db != "" {
 		n, err := strconv.Atoi(db)
@@ -191,6 +280,31 @@ func parseRedisURL(rawURL string) (*redisTarget, error) {
 	}
 	t.options = append(t.options, authOptions(u.User)...)
 	return t, nil
+}
+
+// sentinelAddr validates one Sentinel's host[:port] (port 26379 when
+// left out).
+func sentinelAddr(h string) (string, error) {
+	if h == "" {
+		return "", errors.New("empty Sentinel address in the list")
+	}
+	host, port := h, defaultSentinelPort
+	if strings.HasPrefix(h, "[") || strings.Count(h, ":") == 1 {
+		if hp, p, err := net.SplitHostPort(h); err == nil {
+			host, port = hp, p
+		} else if !strings.HasSuffix(h, "]") {
+			return "", fmt.Errorf("invalid Sentinel address %q", h)
+		} else {
+			host = strings.Trim(h, "[]")
+		}
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("invalid Sentinel port %q", port)
+	}
+	if host == "" || strings.ContainsAny(host, "/@[]") {
+		return "", fmt.Errorf("invalid Sentinel address %q", h)
+	}
+	return net.JoinHostPort(host, port), nil
 }
 
 // authOptions follows redigo's DialURL conventions: "user:pass" is an ACL
@@ -251,4 +365,36 @@ func redactURL(u *url.URL) string {
 		}
 	}
 	return r.String()
+}
+
+// TLSConfigFromFiles returns a TLS configuration for rediss:// that trusts
+// the CA certificates in the PEM file caFile (the system's roots if empty)
+// and presents the client certificate in certFile/keyFile (none if both
+// are empty; one without the other is an error).
+func TLSConfigFromFiles(caFile, certFile, keyFile string) (*tls.Config, error) {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("CA file: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s: no PEM certificate in it", caFile)
+		}
+		conf.RootCAs = pool
+	}
+	switch {
+	case certFile != "" && keyFile != "":
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate: %v", err)
+		}
+		conf.Certificates = []tls.Certificate{cert}
+	case certFile != "":
+		return nil, errors.New("a client certificate needs its key")
+	case keyFile != "":
+		return nil, errors.New("a client key needs its certificate")
+	}
+	return conf, nil
 }

@@ -41,6 +41,9 @@ import (
 type redisPipeline struct {
 	dial        func(context.Context) (redis.Conn, error)
 	idleTimeout time.Duration
+	// masterGen, if set, is the current master generation (Sentinel): a
+	// connection dialed at an older one is replaced.
+	masterGen func() uint64
 
 	cur atomic.Pointer[pipeConn]
 	mu  sync.Mutex // serialises dialing
@@ -89,24 +92,37 @@ func (p *redisPipeline) get(key string) ([]byte, error) {
 
 // conn returns the live connection, dialing one if there is none.
 func (p *redisPipeline) conn() (*pipeConn, error) {
-	if pc := p.cur.Load(); pc != nil && !pc.broken.Load() {
+	if pc := p.cur.Load(); pc != nil && p.usable(pc) {
 		return pc, nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if pc := p.cur.Load(); pc != nil && !pc.broken.Load() {
+	pc := p.cur.Load()
+	if pc != nil && p.usable(pc) {
 		return pc, nil
+	}
+	if pc != nil && !pc.broken.Load() {
+		// Dialed to a master that is no more: GETs in flight on it fail
+		// (and are retried by RedisClient.Do).
+		pc.mu.Lock()
+		pc.failLocked(errMasterChanged)
+		pc.mu.Unlock()
 	}
 	c, err := p.dial(context.Background())
 	if err != nil {
 		return nil, err
 	}
-	pc := &pipeConn{c: c, idle: p.idleTimeout}
+	pc = &pipeConn{c: c, idle: p.idleTimeout}
 	pc.mu.Lock()
 	pc.idleTimer = time.AfterFunc(pc.idle, pc.idleCheck)
 	pc.mu.Unlock()
 	p.cur.Store(pc)
 	return pc, nil
+}
+
+// usable: not broken, and on the current master.
+func (p *redisPipeline) usable(pc *pipeConn) bool {
+	return !pc.broken.Load() && (p.masterGen == nil || connGen(pc.c) == p.masterGen())
 }
 
 // close closes the current connection, if any; a later get dials again.
@@ -331,19 +347,4 @@ func (pc *pipeConn) idleCheck() {
 		return
 	}
 	pc.failLocked(errPipelineIdle)
-}
-
-// find is redisstore's Find over the pipeline.
-func (s *retryingStore) find(token string) ([]byte, bool, error) {
-	if s.pipe == nil {
-		return s.inner.Find(token)
-	}
-	b, err := s.pipe.get(s.prefix + token)
-	if errors.Is(err, redis.ErrNil) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	return b, true, nil
 }

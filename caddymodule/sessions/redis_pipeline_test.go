@@ -232,7 +232,7 @@ func TestRedisStoreFindAfterRestart(t *testing.T) {
 	if !srv.Private() {
 		t.Skip("external Redis: cannot restart it")
 	}
-	store := NewRedisStore(NewRedisClient(newRedisPool(t, srv.URL(), PoolOptions{})), srv.Prefix)
+	store := NewRedisStore(NewRedisClient(newRedisPool(t, srv.URL(), PoolOptions{})), srv.Prefix, 0)
 	if _, found, err := store.Find("t"); err != nil || found {
 		t.Fatalf("Find = %v, %v", found, err)
 	}

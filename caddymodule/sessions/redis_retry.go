@@ -1,13 +1,15 @@
 package sessions
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"sync/atomic"
 	"time"
 
-	"github.com/alexedwards/scs/redisstore"
-	"github.com/alexedwards/scs/v2"
 	"github.com/gomodule/redigo/redis"
 )
 
@@ -28,6 +30,99 @@ type RedisClient struct {
 	// brokenAt is when (Unix nanoseconds) an operation last failed on a
 	// broken connection; 0 if never.
 	brokenAt atomic.Int64
+
+	sentinel *sentinel // nil unless the URL is a Sentinel one
+	log      *slog.Logger
+}
+
+// RedisOptions configures OpenRedis. Zero fields take the defaults noted.
+type RedisOptions struct {
+	PoolOptions
+	// TLS configures rediss:// (and rediss+sentinel://) connections, e.g.
+	// the CA and a client certificate (see TLSConfigFromFiles). nil: the
+	// system's roots, no client certificate.
+	TLS *tls.Config
+	// SentinelPassword authenticates to the Sentinels of a Sentinel URL
+	// (the URL's own password is the Redis one).
+	SentinelPassword string
+	// Logger gets a line for what an operator wants to know: the master
+	// found or changed, the session cache falling back. nil: discarded.
+	Logger *slog.Logger
+}
+
+// OpenRedis returns a client for rawURL: a redis://, rediss:// or unix://
+// URL as NewRedisPool takes, or a Sentinel URL
+//
+//	redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/<master-name>[/<db>]
+//	rediss+sentinel://...    the same, over TLS to the Sentinels and the master
+//
+// (Sentinel port 26379 by default). With Sentinel, the pool's connections
+// go to the master the Sentinels name, and follow it through a failover
+// without a restart (see sentinel). Like NewRedisPool, it does not connect:
+// the first command does. Close releases it.
+func OpenRedis(rawURL string, o RedisOptions) (*RedisClient, error) {
+	t, err := parseRedisURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if o.SentinelPassword != "" && t.master == "" {
+		return nil, fmt.Errorf("sessions: %s: a Sentinel password needs a redis+sentinel:// URL", t.redacted)
+	}
+	if o.TLS != nil && !t.tls {
+		return nil, fmt.Errorf("sessions: %s: TLS settings need a rediss:// (or rediss+sentinel://) URL", t.redacted)
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	po := o.PoolOptions.withDefaults()
+	masterOpts := po.dialOptions(t.options, o.TLS)
+	var s *sentinel
+	dial := t.directDial(masterOpts)
+	if t.master != "" {
+		sentinelOpts := po.dialOptions([]redis.DialOption{redis.DialUseTLS(t.tls)}, o.TLS)
+		if o.SentinelPassword != "" {
+			sentinelOpts = append(sentinelOpts, redis.DialPassword(o.SentinelPassword))
+		}
+		s = newSentinel(t, sentinelOpts, masterOpts, log)
+		dial = s.dial
+	}
+	c := NewRedisClient(newPool(dial, po))
+	c.sentinel, c.log = s, log
+	if s != nil {
+		inner := c.Pool.TestOnBorrow
+		c.Pool.TestOnBorrow = func(conn redis.Conn, lastUsed time.Time) error {
+			if connGen(conn) != s.gen() {
+				return errMasterChanged
+			}
+			return inner(conn, lastUsed)
+		}
+	}
+	return c, nil
+}
+
+// Close closes the pool and stops following the Sentinels.
+func (c *RedisClient) Close() error {
+	if c.sentinel != nil {
+		c.sentinel.close()
+	}
+	return c.Pool.Close()
+}
+
+// Sentinel reports whether the master is found through Sentinel.
+func (c *RedisClient) Sentinel() bool { return c.sentinel != nil }
+
+// masterGen is the current master's generation (0 without Sentinel).
+func (c *RedisClient) masterGen() uint64 {
+	if c.sentinel == nil {
+		return 0
+	}
+	return c.sentinel.gen()
+}
+
+// dial opens a connection as the pool does (to the master).
+func (c *RedisClient) dial(ctx context.Context) (redis.Conn, error) {
+	return c.Pool.DialContext(ctx)
 }
 
 // NewRedisClient wraps pool, chaining its TestOnBorrow. It must be called
@@ -50,9 +145,22 @@ func NewRedisClient(pool *redis.Pool) *RedisClient {
 
 // Do runs op, which should take its connections from c.Pool, and runs it
 // once more if it failed on a broken connection (op must be idempotent).
+// With Sentinel, a READONLY reply (the connection reached a demoted master)
+// or a broken connection first makes it ask the Sentinels for the master.
 func (c *RedisClient) Do(op func() error) error {
 	err := op()
-	if err == nil || !brokenConn(err) {
+	if err == nil {
+		return nil
+	}
+	if c.sentinel != nil && isReadOnly(err) {
+		// Nothing was written: ask again and retry (the pool drops
+		// connections to the old master once the generation moves).
+		ctx, cancel := context.WithTimeout(context.Background(), DefaultDialTimeout)
+		c.sentinel.refresh(ctx, true)
+		cancel()
+		return op()
+	}
+	if !brokenConn(err) {
 		return err
 	}
 	c.brokenAt.Store(time.Now().UnixNano())
@@ -71,38 +179,4 @@ func brokenConn(err error) bool {
 		return false
 	}
 	return true
-}
-
-// NewRedisStore returns scs's redisstore over c's pool with the given key
-// prefix, each operation run through c.Do (they are all idempotent: GET,
-// DEL, and a MULTI/SET/PEXPIREAT/EXEC). Find, the per-request read, goes
-// over a pipelined connection shared by concurrent requests (see
-// redisPipeline).
-func NewRedisStore(c *RedisClient, prefix string) scs.Store {
-	return &retryingStore{c: c, inner: redisstore.NewWithPrefix(c.Pool, prefix),
-		pipe: newRedisPipeline(c.Pool), prefix: prefix}
-}
-
-type retryingStore struct {
-	c      *RedisClient
-	inner  *redisstore.RedisStore
-	pipe   *redisPipeline // nil: Find uses inner
-	prefix string
-}
-
-func (s *retryingStore) Find(token string) (b []byte, found bool, err error) {
-	err = s.c.Do(func() error {
-		var e error
-		b, found, e = s.find(token)
-		return e
-	})
-	return b, found, err
-}
-
-func (s *retryingStore) Commit(token string, b []byte, expiry time.Time) error {
-	return s.c.Do(func() error { return s.inner.Commit(token, b, expiry) })
-}
-
-func (s *retryingStore) Delete(token string) error {
-	return s.c.Do(func() error { return s.inner.Delete(token) })
 }

@@ -48,7 +48,7 @@ func TestRedisClientFirstRequestAfterRestart(t *testing.T) {
 	fillIdle(t, bare, idle)
 	fillIdle(t, client.Pool, idle)
 	bareStore := redisstore.NewWithPrefix(bare, srv.Prefix)
-	store := NewRedisStore(client, srv.Prefix)
+	store := NewRedisStore(client, srv.Prefix, 0)
 
 	srv.Restart() // no request in between: nothing knows the connections died
 
@@ -86,7 +86,7 @@ func TestRedisClientWhileDown(t *testing.T) {
 	}
 	client := NewRedisClient(newRedisPool(t, srv.URL(), PoolOptions{MaxIdle: 4}))
 	fillIdle(t, client.Pool, 4)
-	store := NewRedisStore(client, srv.Prefix)
+	store := NewRedisStore(client, srv.Prefix, 0)
 	srv.Stop()
 	for i := range 3 {
 		start := time.Now()

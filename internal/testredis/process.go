@@ -23,6 +23,12 @@ type process struct {
 	bin, dir, addr string
 	args           []string // extra redis-server options
 
+	// Optional, for TLS and Sentinel servers: the command line for host
+	// and port (default: a plain redis-server with args), and how to
+	// check that it answers (default: PING on redis://addr/0).
+	cmdline func(host, port string) []string
+	ready   func(addr string) error
+
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has exited
@@ -32,7 +38,13 @@ type process struct {
 // if one is taken between choosing it and redis binding it.
 func startProcess(t testing.TB, bin string, args ...string) *process {
 	t.Helper()
-	p := &process{bin: bin, dir: t.TempDir(), args: args}
+	return startCustom(t, &process{bin: bin, dir: t.TempDir(), args: args})
+}
+
+// startCustom starts p (bin, dir and the optional fields set) on a free
+// port, as startProcess does.
+func startCustom(t testing.TB, p *process) *process {
+	t.Helper()
 	var err error
 	for range 3 {
 		if p.addr, err = freeAddr(); err != nil {
@@ -42,7 +54,7 @@ func startProcess(t testing.TB, bin string, args ...string) *process {
 			return p
 		}
 	}
-	t.Fatalf("testredis: starting %s: %v", bin, err)
+	t.Fatalf("testredis: starting %s: %v", p.bin, err)
 	return nil
 }
 
@@ -55,11 +67,16 @@ func (p *process) start() error {
 		return err
 	}
 	defer logFile.Close() // the child has its own descriptor
-	args := append([]string{
-		"--port", port, "--bind", host,
-		"--save", "", "--appendonly", "no",
-		"--dir", p.dir,
-		"--daemonize", "no", "--logfile", ""}, p.args...) // later options win
+	var args []string
+	if p.cmdline != nil {
+		args = p.cmdline(host, port)
+	} else {
+		args = append([]string{
+			"--port", port, "--bind", host,
+			"--save", "", "--appendonly", "no",
+			"--dir", p.dir,
+			"--daemonize", "no", "--logfile", ""}, p.args...) // later options win
+	}
 	cmd := exec.Command(p.bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = sysProcAttr()
@@ -73,7 +90,10 @@ func (p *process) start() error {
 	p.cmd, p.exited = cmd, exited
 	p.mu.Unlock()
 
-	url := "redis://" + p.addr + "/0"
+	ready := p.ready
+	if ready == nil {
+		ready = func(addr string) error { return ping("redis://" + addr + "/0") }
+	}
 	deadline := time.Now().Add(startTimeout)
 	for {
 		select {
@@ -81,7 +101,7 @@ func (p *process) start() error {
 			return fmt.Errorf("redis-server exited at startup; log:\n%s", tail(logPath))
 		default:
 		}
-		err := ping(url)
+		err := ready(p.addr)
 		if err == nil {
 			return nil
 		}

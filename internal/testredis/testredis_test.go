@@ -143,3 +143,30 @@ func TestStartPersistentKeepsData(t *testing.T) {
 		t.Fatalf("after restart GET = %v, %v", v, err)
 	}
 }
+
+func TestStartTLS(t *testing.T) {
+	s := StartTLS(t, true)
+	if v, err := s.Do("PING"); err != nil || v != "PONG" {
+		t.Fatalf("PING over TLS = %v, %v", v, err)
+	}
+	// The plain port is off: a plain client gets nothing sensible there.
+	if err := ping("redis://" + s.Addr + "/0"); err == nil {
+		t.Fatal("plain PING answered on the TLS port")
+	}
+	s.AddUser("app", "app-secret", "~*", "+@all")
+	if v, err := s.Do("ACL", "WHOAMI"); err != nil || string(v.([]byte)) != "default" {
+		t.Fatalf("ACL WHOAMI = %v, %v", v, err)
+	}
+}
+
+func TestStartSentinels(t *testing.T) {
+	s := StartSentinels(t, "")
+	addr, err := s.MasterAddr()
+	if err != nil || addr != s.Servers[0].Addr {
+		t.Fatalf("master = %q, %v; want %s", addr, err, s.Servers[0].Addr)
+	}
+	if !strings.HasPrefix(s.URL(""), "redis+sentinel://"+s.Addrs[0]+",") {
+		t.Errorf("URL %q", s.URL(""))
+	}
+	s.WaitReplicated(addr)
+}
