@@ -172,7 +172,11 @@ func (a *adminAPI) audit(op string, result any) {
 	switch res := result.(type) {
 	case *userResult:
 		if res.Changed {
-			a.logger.Info(op, zap.Int64("user_id", res.User.ID), zap.String("username", res.User.Username))
+			fields := []zap.Field{zap.Int64("user_id", res.User.ID), zap.String("username", res.User.Username)}
+			if res.group != "" {
+				fields = append(fields, zap.String("group", res.group))
+			}
+			a.logger.Info(op, fields...)
 		}
 	case *importResult:
 		a.logger.Info(op, zap.Int("imported", res.Imported), zap.Int("skipped", res.Skipped))

@@ -50,7 +50,7 @@ func (a storeAdmin) addToGroup(ctx context.Context, r groupRequest) (*userResult
 	if err != nil {
 		return nil, groupError(err, r)
 	}
-	return &userResult{User: infoOf(u), Changed: changed}, nil
+	return &userResult{User: infoOf(u), Changed: changed, group: strings.TrimSpace(r.Group)}, nil
 }
 
 func (a storeAdmin) removeFromGroup(ctx context.Context, r groupRequest) (*userResult, error) {
@@ -62,7 +62,7 @@ func (a storeAdmin) removeFromGroup(ctx context.Context, r groupRequest) (*userR
 	if err != nil {
 		return nil, groupError(err, r)
 	}
-	return &userResult{User: infoOf(u), Changed: changed}, nil
+	return &userResult{User: infoOf(u), Changed: changed, group: strings.TrimSpace(r.Group)}, nil
 }
 
 // rotateKey retires the identity token's signing key kept with the users

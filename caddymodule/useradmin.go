@@ -61,6 +61,7 @@ type userResult struct {
 	User     userInfo `json:"user"`
 	Changed  bool     `json:"changed"`
 	Warnings []string `json:"warnings,omitempty"`
+	group    string   // the group added or removed, for the admin API's log
 }
 
 // userInfo is a user as the commands show it: never the password hash.
