@@ -299,6 +299,9 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
 
+	if validationOnly() { // validate.go: `caddy validate` takes no lock and opens no pool
+		return s.checkOffline()
+	}
 	if s.db, s.dbKey, err = openSharedDB(s.UsersDB, time.Duration(s.DBLockTimeout)); err != nil {
 		return err
 	}
