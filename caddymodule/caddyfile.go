@@ -19,8 +19,13 @@ func init() {
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	s := new(SessionAuth)
-	err := s.UnmarshalCaddyfile(h.Dispenser)
-	return s, err
+	if err := s.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return s, err
+	}
+	h.Reset()
+	h.Next()
+	return s, checkOneHandlerPerBlock(h) // checks.go
+
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
@@ -81,6 +86,9 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !optionalArg(d, &s.Redis, "") {
 				return d.ArgErr()
 			}
+			if err := checkRedisURL(s.Redis); err != nil {
+				return d.Err(err.Error())
+			}
 		case "redis_key_prefix":
 			if !d.AllArgs(&s.RedisKeyPrefix) {
 				return d.ArgErr()
@@ -132,11 +140,17 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(args) == 0 {
 				return d.ArgErr()
 			}
+			if _, err := parseOrigins(args); err != nil {
+				return d.Errf("cors_origins: %v", err)
+			}
 			s.CORSOrigins = append(s.CORSOrigins, args...)
 		case "csrf_trusted_origins":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
 				return d.ArgErr()
+			}
+			if _, err := parseOrigins(args); err != nil {
+				return d.Errf("csrf_trusted_origins: %v", err)
 			}
 			s.CSRFTrustedOrigins = append(s.CSRFTrustedOrigins, args...)
 		case "max_body_size":
@@ -164,11 +178,11 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&v) {
 				return d.ArgErr()
 			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return d.Errf("db_lock_timeout: invalid duration %q", v)
+			dur, err := parseDuration("db_lock_timeout", v)
+			if err != nil {
+				return d.Err(err.Error())
 			}
-			s.DBLockTimeout = caddy.Duration(dur)
+			s.DBLockTimeout = dur
 		case "health_path":
 			if !d.AllArgs(&s.HealthPath) {
 				return d.ArgErr()
@@ -193,6 +207,11 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "login_redirect":
 			if !optionalArg(d, &s.LoginRedirect, "builtin") {
 				return d.ArgErr()
+			}
+			if s.LoginRedirect != "builtin" {
+				if err := checkLoginRedirect(s.LoginRedirect, s.LoginRedirect); err != nil {
+					return d.Err(err.Error())
+				}
 			}
 		case "login_page":
 			if !d.AllArgs(&s.LoginPage) {
@@ -231,11 +250,14 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			var ih IdentityHeaders
 			args := d.RemainingArgs()
 			if len(args) != 3 && len(args) != 4 {
-				return d.ArgErr()
+				return d.Errf("identity_headers: takes %s; got %d", identityHeaderCount, len(args))
 			}
 			ih.UserID, ih.Username, ih.Email = args[0], args[1], args[2]
 			if len(args) == 4 {
 				ih.Groups = args[3]
+			}
+			if err := checkIdentityHeaders(&ih); err != nil {
+				return d.Err(err.Error())
 			}
 			s.IdentityHeaders = &ih
 		default:
@@ -277,7 +299,7 @@ func cookieArgs(d *caddyfile.Dispenser, name *string, maxAge *caddy.Duration) er
 	if len(args) == 2 {
 		dur, err := caddy.ParseDuration(args[1])
 		if err != nil || dur <= 0 {
-			return d.Errf("%s: invalid max age %q", sub, args[1])
+			return d.Errf("%s: invalid max age %q (want %s)", sub, args[1], durationHint)
 		}
 		*maxAge = caddy.Duration(dur)
 	}

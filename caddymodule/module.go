@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"fmt"
 	"log/slog"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -300,6 +299,9 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
 
+	if validationOnly() { // validate.go: `caddy validate` takes no lock and opens no pool
+		return s.checkOffline()
+	}
 	if s.db, s.dbKey, err = openSharedDB(s.UsersDB, time.Duration(s.DBLockTimeout)); err != nil {
 		return err
 	}
@@ -416,21 +418,14 @@ func (s *SessionAuth) Validate() error {
 			return err
 		}
 	}
-	if s.loginURL != "" {
-		u, err := url.Parse(s.loginURL)
-		relative := u != nil && u.Scheme == "" && strings.HasPrefix(s.loginURL, "/") &&
-			!strings.HasPrefix(s.loginURL, "//") && !strings.HasPrefix(s.loginURL, "/\\")
-		if err != nil || (u.Scheme != "" && u.Scheme != "http" && u.Scheme != "https") || (u.Scheme == "" && !relative) {
-			return fmt.Errorf("login_redirect: want an absolute path or an http(s) URL, got %q", s.LoginRedirect)
-		}
+	if err := checkLoginRedirect(s.loginURL, s.LoginRedirect); err != nil { // checks.go
+		return err
+	}
+	if err := checkIdentityHeaders(s.IdentityHeaders); err != nil {
+		return err
 	}
 	if err := checkRegistration(s.Registration); err != nil {
 		return err
-	}
-	if s.Redis != "" {
-		if _, err := url.Parse(s.Redis); err != nil && !strings.Contains(s.Redis, "+sentinel://") {
-			return fmt.Errorf("redis: invalid URL")
-		}
 	}
 	return s.checkRedisSettings()
 }
