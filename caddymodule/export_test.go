@@ -1,18 +1,16 @@
 package caddymodule
 
 import (
-	"path/filepath"
-
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
 )
 
 // UsersOf returns the users store of the open DB at path, so tests can
 // change a user behind a running Caddy as an operator would.
 func UsersOf(path string) users.Store {
-	abs, _ := filepath.Abs(path)
+	want, _ := usersDBKey(path)
 	var found users.Store
 	dbPool.Range(func(key, value any) bool {
-		if key == filepath.Clean(abs) {
+		if key == want {
 			found = value.(*sharedDB).users
 			return false
 		}

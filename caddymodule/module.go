@@ -47,8 +47,12 @@ const (
 // next handler (typically reverse_proxy) with the user's identity in request
 // headers and in the {http.auth.user.*} placeholders.
 type SessionAuth struct {
-	// UsersDB is the bbolt file that holds users, and sessions too when Redis
-	// is not set. Default: session_auth/users.db in Caddy's data directory.
+	// UsersDB is where users live: a bbolt file (a path), which holds
+	// sessions too when Redis is not set, or a PostgreSQL database (a
+	// postgres:// or postgresql:// URL, libpq's parameters; {env.VAR}
+	// placeholders are replaced), shared by any number of instances, which
+	// then need Redis for sessions. See README "Scaling out". Default:
+	// session_auth/users.db in Caddy's data directory.
 	UsersDB string `json:"users_db,omitempty"`
 
 	// Redis is the URL of the Redis server that holds sessions:
@@ -299,6 +303,9 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
 
+	if err := s.checkSharedSessions(); err != nil {
+		return err
+	}
 	if validationOnly() { // validate.go: `caddy validate` takes no lock and opens no pool
 		return s.checkOffline()
 	}
@@ -320,7 +327,7 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 		return err
 	}
 	s.sessions.Store = s.backend.store()
-	s.health = &healthCheck{db: s.db.db, sessions: s.backend}
+	s.health = &healthCheck{db: s.db, sessions: s.backend}
 	if err := s.backend.ping(); err != nil {
 		// Start anyway: sessions come back when Redis does.
 		s.logger.Warn("redis unreachable at start; session requests will get 503 until it is back",
@@ -330,6 +337,8 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 }
 
 func (s *SessionAuth) setDefaults() {
+	// {env.VAR} in JSON, as {$VAR} in a Caddyfile (replaced when adapting).
+	s.UsersDB = strings.TrimSpace(caddy.NewReplacer().ReplaceKnown(s.UsersDB, ""))
 	if s.UsersDB == "" {
 		s.UsersDB = filepath.Join(caddy.AppDataDir(), "session_auth", "users.db")
 	}
