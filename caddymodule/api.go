@@ -54,6 +54,17 @@ func (s *SessionAuth) buildRoutes() (map[string]endpoint, error) {
 		{s.HealthPath, endpoint{raw: func(s *SessionAuth, w http.ResponseWriter, r *http.Request) { s.health.serve(w, r) }}},
 		{p + "/" + s.LoginPage, endpoint{raw: func(s *SessionAuth, w http.ResponseWriter, r *http.Request) { s.page.serve(w, r) }}},
 	}
+	if s.SMTP != "" {
+		list = append(list, []struct {
+			path string
+			ep   endpoint
+		}{
+			{p + "/password/reset/", endpoint{name: "Password Reset", allow: allowPost, methods: postOnly, serve: (*SessionAuth).passwordReset}},
+			{p + "/password/reset/confirm/", endpoint{name: "Password Reset Confirm", allow: allowPost, methods: postOnly, serve: (*SessionAuth).passwordResetConfirm}},
+			{p + "/registration/verify-email/", endpoint{name: "Verify Email", allow: allowPost, methods: postOnly, serve: (*SessionAuth).verifyEmail}},
+			{p + "/registration/resend-email/", endpoint{name: "Resend Email Verification", allow: allowPost, methods: postOnly, serve: (*SessionAuth).resendEmail}},
+		}...)
+	}
 	if s.IdentityToken != nil {
 		list = append(list, struct {
 			path string
@@ -193,6 +204,10 @@ func (s *SessionAuth) register(w http.ResponseWriter, r *http.Request, _ authRes
 	result = resultCreated
 	s.logger.Info("user registered", zap.Int64("user_id", u.ID), zap.String("username", u.Username),
 		zap.String("client_ip", clientIP(r)))
+	s.audit(auditEntry{event: auditRegister, user: u, r: r})
+	if s.mail != nil && s.EmailVerification != emailVerificationOff {
+		s.sendVerification(r, u)
+	}
 	writeValue(w, http.StatusCreated, userJSON{u.ID, u.Username, u.Email})
 }
 
@@ -215,6 +230,9 @@ func (s *SessionAuth) login(w http.ResponseWriter, r *http.Request, _ authResult
 	att, throttled := s.loginThrottled(w, r, username)
 	if throttled != "" {
 		result = throttled
+		if throttled == resultThrottled {
+			s.audit(auditEntry{event: auditLoginFailed, username: username, r: r, reason: reasonThrottled})
+		}
 		return
 	}
 	hctx, cancel := hashContext(r.Context())
@@ -230,11 +248,24 @@ func (s *SessionAuth) login(w http.ResponseWriter, r *http.Request, _ authResult
 		result = resultBadCredentials
 		s.loginFailed(att)
 		s.logger.Info("login failed", zap.String("username", loggableUsername(username)), zap.String("client_ip", clientIP(r)))
+		reason := reasonBadCredentials
+		if errors.Is(err, accounts.ErrInactive) {
+			reason = reasonInactive
+		}
+		s.audit(auditEntry{event: auditLoginFailed, username: username, r: r, reason: reason})
 		writeJSON(w, http.StatusBadRequest, bodyBadCredentials)
 		return
 	}
 
 	s.loginSucceeded(att)
+	if s.EmailVerification == emailVerificationMandatory && !u.EmailVerified {
+		// The password was right (so the throttle counts a success), but
+		// the address is not proven yet: no session.
+		result = resultUnverified
+		s.audit(auditEntry{event: auditLoginFailed, user: u, r: r, reason: reasonUnverified})
+		writeJSON(w, http.StatusBadRequest, bodyUnverified)
+		return
+	}
 	token, secret, err := s.startSession(r, u)
 	if err != nil {
 		result = resultError
@@ -246,6 +277,7 @@ func (s *SessionAuth) login(w http.ResponseWriter, r *http.Request, _ authResult
 	s.setCSRFCookie(w, r, secret)
 	s.logger.Info("login", zap.Int64("user_id", u.ID), zap.String("username", u.Username),
 		zap.String("client_ip", clientIP(r)))
+	s.audit(auditEntry{event: auditLogin, user: u, r: r, sessionID: sessionID(token)})
 	writeValue(w, http.StatusOK, loginResponse{
 		Message:   "Login successful",
 		User:      userJSON{u.ID, u.Username, u.Email},
@@ -272,6 +304,7 @@ func (s *SessionAuth) logout(w http.ResponseWriter, r *http.Request, auth authRe
 	s.expireSessionCookie(w, r)
 	s.logger.Info("logout", zap.Int64("user_id", auth.who.user.ID), zap.String("username", auth.who.user.Username),
 		zap.String("client_ip", clientIP(r)))
+	s.audit(auditEntry{event: auditLogout, user: auth.who.user, r: r, sessionID: auth.who.sessionID()})
 	writeJSON(w, http.StatusOK, bodyLogout)
 }
 

@@ -49,7 +49,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_body_size        <size>
 //	    hash_concurrency     <n>
 //	    db_lock_timeout      <duration>
-//	    identity_headers     <user_id> <username> <email> [<groups>]
+//	    identity_headers     <user_id> <username> <email> [<groups> [<email_verified>]]
 //	    login_throttle       off | <user_failures> <ip_failures> <window> <ban>
 //	    login_lockout        off | <failures> <window> [<ban>]
 //	    register_throttle    off | <count> <window>
@@ -64,7 +64,17 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    identity_token_issuer   <issuer>
 //	    identity_token_audience <audience>
 //	    identity_token_key   <pem_file> [<old_pem_file>…]
+//	    smtp                 smtp://[user:pass@]host:port | smtps://...
+//	    email_from           "Name <addr@example.com>"
+//	    smtp_tls_ca          <pem_file>
+//	    smtp_timeout         <duration>
+//	    password_reset_url   <url with {uid} and {token}>
+//	    password_reset_timeout <duration>
+//	    email_verify_url     <url with {key}>
+//	    email_verification   off | optional | mandatory
 //	}
+//
+// `smtp` with no URL (an unset environment variable) sends no mail.
 //
 // `login_redirect` with no URL uses the built-in sign-in page.
 //
@@ -217,6 +227,24 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&s.LoginPage) {
 				return d.ArgErr()
 			}
+		case "smtp", "email_from", "smtp_tls_ca", "password_reset_url", "email_verify_url", "email_verification":
+			if err := s.unmarshalMailString(d); err != nil {
+				return err
+			}
+		case "smtp_timeout", "password_reset_timeout":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("%s: invalid duration %q", d.Val(), v)
+			}
+			if d.Val() == "smtp_timeout" {
+				s.SMTPTimeout = caddy.Duration(dur)
+			} else {
+				s.PasswordResetTimeout = caddy.Duration(dur)
+			}
 		case "registration":
 			if !d.AllArgs(&s.Registration) {
 				return d.ArgErr()
@@ -249,12 +277,15 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "identity_headers":
 			var ih IdentityHeaders
 			args := d.RemainingArgs()
-			if len(args) != 3 && len(args) != 4 {
+			if len(args) < 3 || len(args) > 5 {
 				return d.Errf("identity_headers: takes %s; got %d", identityHeaderCount, len(args))
 			}
 			ih.UserID, ih.Username, ih.Email = args[0], args[1], args[2]
-			if len(args) == 4 {
+			if len(args) >= 4 {
 				ih.Groups = args[3]
+			}
+			if len(args) == 5 {
+				ih.EmailVerified = args[4]
 			}
 			if err := checkIdentityHeaders(&ih); err != nil {
 				return d.Err(err.Error())
@@ -308,3 +339,32 @@ func cookieArgs(d *caddyfile.Dispenser, name *string, maxAge *caddy.Duration) er
 
 // Interface guard
 var _ caddyfile.Unmarshaler = (*SessionAuth)(nil)
+
+// unmarshalMailString reads one of the mail settings that take a string
+// (smtp may be given empty, as an unset environment variable leaves it).
+func (s *SessionAuth) unmarshalMailString(d *caddyfile.Dispenser) error {
+	name := d.Val()
+	args := d.RemainingArgs()
+	if len(args) > 1 || (len(args) == 0 && name != "smtp") {
+		return d.ArgErr()
+	}
+	v := ""
+	if len(args) == 1 {
+		v = args[0]
+	}
+	switch name {
+	case "smtp":
+		s.SMTP = v
+	case "email_from":
+		s.EmailFrom = v
+	case "smtp_tls_ca":
+		s.SMTPTLSCA = v
+	case "password_reset_url":
+		s.PasswordResetURL = v
+	case "email_verify_url":
+		s.EmailVerifyURL = v
+	case "email_verification":
+		s.EmailVerification = v
+	}
+	return nil
+}

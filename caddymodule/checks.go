@@ -68,14 +68,14 @@ func checkLoginRedirect(resolved, raw string) error {
 }
 
 // identityHeaderCount is how many names identity_headers takes.
-const identityHeaderCount = "3 or 4 header names: <user_id> <username> <email> [<groups>]"
+const identityHeaderCount = "3 to 5 header names: <user_id> <username> <email> [<groups> [<email_verified>]]"
 
 // checkIdentityHeaders refuses a name that is no header name.
 func checkIdentityHeaders(ih *IdentityHeaders) error {
 	if ih == nil {
 		return nil
 	}
-	for _, name := range []string{ih.UserID, ih.Username, ih.Email, ih.Groups} {
+	for _, name := range []string{ih.UserID, ih.Username, ih.Email, ih.Groups, ih.EmailVerified} {
 		if name != "" && !httpguts.ValidHeaderFieldName(name) {
 			return fmt.Errorf("identity_headers: %q is not a header name", name)
 		}

@@ -17,6 +17,7 @@ import (
 // X.Auth.User.Id, as X-Auth-User-Id.
 type headerNames struct {
 	userID, username, email, groups string // canonical names we set
+	emailVerified                   string // "" when not set (tests)
 	token                           string // the identity token's, "" if off
 	normal                          []string
 }
@@ -37,6 +38,14 @@ func newHeaderNames(userID, username, email, groups, token string) headerNames {
 	for _, h := range names {
 		n.normal = append(n.normal, normalHeader(h))
 	}
+	return n
+}
+
+// withEmailVerified adds the header that says whether the e-mail is
+// verified (stripped from clients like the others).
+func (n headerNames) withEmailVerified(name string) headerNames {
+	n.emailVerified = http.CanonicalHeaderKey(name)
+	n.normal = append(n.normal[:len(n.normal):len(n.normal)], normalHeader(name))
 	return n
 }
 
@@ -173,6 +182,14 @@ func (n headerNames) setIdentity(h http.Header, id, groups, token string, u *use
 	h[n.username] = []string{u.Username}
 	h[n.email] = []string{u.Email}
 	h[n.groups] = []string{groups}
+	if n.emailVerified != "" {
+		// A fresh slice: a later handler may edit header values in place.
+		v := "false"
+		if u.EmailVerified {
+			v = "true"
+		}
+		h[n.emailVerified] = []string{v}
+	}
 	if n.token != "" {
 		h[n.token] = []string{token}
 	}
@@ -189,6 +206,7 @@ func (s *SessionAuth) setIdentity(r *http.Request, u *users.User, token string) 
 		repl.Set("http.auth.user.username", u.Username)
 		repl.Set("http.auth.user.email", u.Email)
 		repl.Set("http.auth.user.groups", groups)
+		repl.Set("http.auth.user.email_verified", u.EmailVerified)
 		repl.Set("http.auth.user.is_staff", u.IsStaff)
 		repl.Set("http.auth.user.is_superuser", u.IsSuperuser)
 	}

@@ -124,7 +124,7 @@ func checkTokenHeader(name string, ih *IdentityHeaders) error {
 		return fmt.Errorf("identity_token: %q is not a header name", name)
 	}
 	n := normalHeader(name)
-	for _, other := range []string{ih.UserID, ih.Username, ih.Email, ih.Groups, "Cookie", "Host", "Content-Length",
+	for _, other := range []string{ih.UserID, ih.Username, ih.Email, ih.Groups, ih.EmailVerified, "Cookie", "Host", "Content-Length",
 		"Transfer-Encoding", "Connection", "X-CSRFToken", "Origin", "Content-Type"} {
 		if normalHeader(other) == n {
 			return fmt.Errorf("identity_token: header %q is taken (by %s)", name, other)

@@ -21,6 +21,7 @@ var metrics struct {
 	lockouts      prometheus.Counter
 	storeErrors   *prometheus.CounterVec
 	hashSeconds   prometheus.Histogram
+	mails         *prometheus.CounterVec
 
 	// Pre-resolved children for the per-request path: Inc is one atomic add.
 	gateAllowed, gatePublic, gateDenied, gateRedirected, gateCSRF, gateError prometheus.Counter
@@ -35,6 +36,7 @@ const (
 	resultThrottled      = "throttled"
 	resultError          = "error"
 	resultCreated        = "created"
+	resultUnverified     = "unverified"
 )
 
 func initMetrics(registry *prometheus.Registry) error {
@@ -42,7 +44,7 @@ func initMetrics(registry *prometheus.Registry) error {
 	metrics.once.Do(func() {
 		metrics.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "login_attempts_total",
-			Help: "Login attempts by result: success, bad_credentials, invalid (malformed request), throttled, error.",
+			Help: "Login attempts by result: success, bad_credentials, invalid (malformed request), throttled, unverified (right password, e-mail not verified under email_verification mandatory), error.",
 		}, []string{"result"})
 		metrics.registrations = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "registrations_total",
@@ -69,6 +71,10 @@ func initMetrics(registry *prometheus.Registry) error {
 			Help:    "Time of each password hash or verification (argon2id and imported formats), excluding the wait for a slot.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		})
+		metrics.mails = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "mails_total",
+			Help: "Account mails by kind (password_reset, email_verification) and result: sent, failed (the SMTP server refused or did not answer), dropped (the queue was full).",
+		}, []string{"kind", "result"})
 		metrics.gateAllowed = metrics.gate.WithLabelValues("allowed")
 		metrics.gatePublic = metrics.gate.WithLabelValues("public")
 		metrics.gateDenied = metrics.gate.WithLabelValues("denied")
@@ -81,7 +87,7 @@ func initMetrics(registry *prometheus.Registry) error {
 		return nil
 	}
 	for _, c := range []prometheus.Collector{metrics.logins, metrics.registrations, metrics.gate,
-		metrics.throttled, metrics.lockouts, metrics.storeErrors, metrics.hashSeconds} {
+		metrics.throttled, metrics.lockouts, metrics.storeErrors, metrics.hashSeconds, metrics.mails} {
 		// Several session_auth handlers share one registry: register once.
 		if err := registry.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError

@@ -210,6 +210,44 @@ type SessionAuth struct {
 	// forwarded requests and forward-auth answers. See IdentityToken.
 	IdentityToken *IdentityToken `json:"identity_token,omitempty"`
 
+	// SMTP is the server account mail (password reset, e-mail
+	// verification) goes through: smtp://[user:pass@]host[:port] (STARTTLS
+	// when the server offers it) or smtps://... (implicit TLS). Empty: no
+	// account mail, and the reset and verification endpoints do not exist.
+	SMTP string `json:"smtp,omitempty"`
+
+	// EmailFrom is the sender of account mail, "Name <addr@example.com>".
+	// Required with SMTP.
+	EmailFrom string `json:"email_from,omitempty"`
+
+	// SMTPTLSCA is a PEM file of the CA certificates that sign the SMTP
+	// server's certificate. Default: the system's roots.
+	SMTPTLSCA string `json:"smtp_tls_ca,omitempty"`
+
+	// SMTPTimeout bounds the delivery of one mail. Requests never wait
+	// for it: mail is sent from a queue. Default: 10s.
+	SMTPTimeout caddy.Duration `json:"smtp_timeout,omitempty"`
+
+	// PasswordResetURL is the link of password-reset mails, with {uid}
+	// and {token} filled in, e.g. https://app.example.com/reset/{uid}/{token}.
+	// Default: the built-in page (<api_prefix>/<login_page>) on the host
+	// the request was made to.
+	PasswordResetURL string `json:"password_reset_url,omitempty"`
+
+	// EmailVerifyURL is the link of verification mails, with {key} filled
+	// in. Default: the built-in page, as for PasswordResetURL.
+	EmailVerifyURL string `json:"email_verify_url,omitempty"`
+
+	// PasswordResetTimeout is how long a reset link stays valid (it also
+	// dies once used, or when the password or last login changes).
+	// Default: 1h.
+	PasswordResetTimeout caddy.Duration `json:"password_reset_timeout,omitempty"`
+
+	// EmailVerification is "off" (no verification mail; the default),
+	// "optional" (a mail on registration; unverified users may log in) or
+	// "mandatory" (they may not until they verified). Needs SMTP unless off.
+	EmailVerification string `json:"email_verification,omitempty"`
+
 	logger    *zap.Logger
 	db        *sharedDB
 	dbKey     string
@@ -233,6 +271,8 @@ type SessionAuth struct {
 	strip     headerNames
 	rules     *rules.Set   // nil: no rules
 	token     *tokenIssuer // nil: no identity token
+	mail      *accountMail // nil: no smtp
+	auditLog  *zap.Logger  // http.handlers.session_auth.audit
 
 	// cookieWarned: an upstream's Set-Cookie for our cookies was logged
 	// (cookieguard.go).
@@ -247,6 +287,10 @@ type IdentityHeaders struct {
 	// Groups carries the user's groups, comma-separated (empty when none).
 	// Default: X-Auth-Groups.
 	Groups string `json:"groups,omitempty"`
+	// EmailVerified carries "true" or "false": whether the user proved
+	// they receive mail at the address in Email. Default:
+	// X-Auth-Email-Verified.
+	EmailVerified string `json:"email_verified,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -260,6 +304,7 @@ func (SessionAuth) CaddyModule() caddy.ModuleInfo {
 // Provision fills in defaults and opens (or shares) the stores.
 func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	s.logger = ctx.Logger()
+	s.auditLog = s.logger.Named(auditLoggerName)
 	s.slogger = ctx.Slogger()
 	s.inflight = new(atomic.Int64)
 	s.cookieWarned = new(atomic.Bool)
@@ -294,7 +339,7 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 		tokenHeader = s.IdentityToken.Header
 	}
 	ih := s.IdentityHeaders
-	s.strip = newHeaderNames(ih.UserID, ih.Username, ih.Email, ih.Groups, tokenHeader)
+	s.strip = newHeaderNames(ih.UserID, ih.Username, ih.Email, ih.Groups, tokenHeader).withEmailVerified(ih.EmailVerified)
 	if s.HashConcurrency <= 0 {
 		s.HashConcurrency = defaultHashConcurrency()
 	}
@@ -315,6 +360,9 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	s.users = s.db.users
 	s.accounts = &accounts.Service{Store: s.users, Hasher: s.hasher, OnUnusableHash: s.logUnusableHash}
 	if err := s.provisionIdentityToken(); err != nil {
+		return err
+	}
+	if err := s.provisionMail(); err != nil {
 		return err
 	}
 
@@ -403,6 +451,9 @@ func (s *SessionAuth) setDefaults() {
 	if ih.Groups == "" {
 		ih.Groups = "X-Auth-Groups"
 	}
+	if ih.EmailVerified == "" {
+		ih.EmailVerified = "X-Auth-Email-Verified"
+	}
 	if s.IdentityToken != nil && s.IdentityToken.Header == "" {
 		s.IdentityToken.Header = defaultTokenHeader
 	}
@@ -436,12 +487,16 @@ func (s *SessionAuth) Validate() error {
 	if err := checkRegistration(s.Registration); err != nil {
 		return err
 	}
+	if err := s.checkMailSettings(); err != nil {
+		return err
+	}
 	return s.checkRedisSettings()
 }
 
 // release releases the shared stores this instance acquired (Cleanup, in
 // drain.go, calls it once no request is using them).
 func (s *SessionAuth) release() error {
+	s.releaseMail()
 	if s.hashHeld {
 		releaseHasher(s.HashConcurrency)
 		s.hashHeld = false

@@ -120,6 +120,7 @@ func (s *SessionAuth) changePassword(w http.ResponseWriter, r *http.Request, aut
 	s.setSessionCookie(w, r, token)
 	s.logger.Info("password changed; other sessions ended", zap.Int64("user_id", u.ID),
 		zap.String("username", u.Username), zap.String("client_ip", clientIP(r)))
+	s.audit(auditEntry{event: auditPasswordChanged, user: u, r: r, sessionID: sessionID(token)})
 	writeJSON(w, http.StatusOK, bodyPasswordChanged)
 }
 
@@ -137,5 +138,6 @@ func (s *SessionAuth) logoutAll(w http.ResponseWriter, r *http.Request, auth aut
 	s.expireSessionCookie(w, r)
 	s.logger.Info("logout from all sessions", zap.Int64("user_id", u.ID), zap.String("username", u.Username),
 		zap.String("client_ip", clientIP(r)))
+	s.audit(auditEntry{event: auditLogoutAll, user: u, r: r, sessionID: auth.who.sessionID()})
 	writeJSON(w, http.StatusOK, bodyLogoutAll)
 }

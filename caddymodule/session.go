@@ -26,6 +26,7 @@ type principal struct {
 	user       *users.User
 	ctx        context.Context // carries the scs session data
 	csrfSecret string
+	token      string // the session cookie's value
 }
 
 // authResult is what the session cookie of a request amounts to.
@@ -68,7 +69,15 @@ func (s *SessionAuth) authenticate(r *http.Request) (authResult, error) {
 	if !u.IsActive || u.SessionEpoch != s.sessions.GetInt64(ctx, keyEpoch) {
 		return authResult{stale: true}, nil
 	}
-	return authResult{who: &principal{user: u, ctx: ctx, csrfSecret: s.sessions.GetString(ctx, keyCSRF)}}, nil
+	return authResult{who: &principal{user: u, ctx: ctx, csrfSecret: s.sessions.GetString(ctx, keyCSRF), token: token}}, nil
+}
+
+// sessionID is the opaque id of the principal's session.
+func (p *principal) sessionID() string {
+	if p == nil || p.token == "" {
+		return ""
+	}
+	return sessionID(p.token)
 }
 
 // plausibleToken filters out cookie values scs could never have issued

@@ -167,7 +167,8 @@ func (s *SessionAuth) provisionThrottle() error {
 		s.ThrottleKeyPrefix = defaultThrottlePrefix
 	}
 	s.limits = l
-	if l.login == nil && l.lockout == nil && l.register == nil {
+	// Account mail requests (reset, resend) are always throttled.
+	if l.login == nil && l.lockout == nil && l.register == nil && s.SMTP == "" {
 		return nil
 	}
 	if st := s.backend.throttleStore(s.ThrottleKeyPrefix); st != nil {

@@ -80,6 +80,9 @@ var (
 	// ErrBadCredentials: unknown user, wrong password or inactive user
 	// (deliberately one error, answered alike).
 	ErrBadCredentials = errors.New("accounts: unable to log in with provided credentials")
+	// ErrInactive is ErrBadCredentials (errors.Is) for the right password
+	// of an inactive user, so that logs can tell; clients cannot.
+	ErrInactive = fmt.Errorf("%w (inactive user)", ErrBadCredentials)
 	// ErrSessionsEnded: the user's sessions were ended (or the user
 	// changed) while a request ran; the caller's session is no longer valid.
 	ErrSessionsEnded = errors.New("accounts: the user's sessions ended during the request")

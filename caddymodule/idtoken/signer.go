@@ -76,6 +76,7 @@ type cachedToken struct {
 	username, email      string
 	groups               []string
 	isStaff, isSuperuser bool
+	emailVerified        bool
 	value                string // Prefix + token
 	refreshAt, expiresAt time.Time
 }
@@ -149,23 +150,26 @@ func (s *Signer) TokenAt(u *users.User, origin Origin, now time.Time) (string, e
 }
 
 func (c *cachedToken) matches(u *users.User, origin Origin, originIsIssuer bool) bool {
-	return c.username == u.Username && c.email == u.Email && c.isStaff == u.IsStaff &&
+	return c.username == u.Username && c.email == u.Email && c.emailVerified == u.EmailVerified && c.isStaff == u.IsStaff &&
 		c.isSuperuser == u.IsSuperuser && slices.Equal(c.groups, u.Groups) &&
 		(!originIsIssuer || c.origin == origin)
 }
 
 // claims is the token's payload.
 type claims struct {
-	Issuer      string   `json:"iss"`
-	Subject     string   `json:"sub"`
-	Audience    string   `json:"aud,omitempty"`
-	Username    string   `json:"username"`
-	Email       string   `json:"email"`
-	Groups      []string `json:"groups"`
-	IsStaff     bool     `json:"is_staff"`
-	IsSuperuser bool     `json:"is_superuser"`
-	IssuedAt    int64    `json:"iat"`
-	Expiry      int64    `json:"exp"`
+	Issuer   string `json:"iss"`
+	Subject  string `json:"sub"`
+	Audience string `json:"aud,omitempty"`
+	Username string `json:"username"`
+	Email    string `json:"email"`
+	// EmailVerified is OpenID Connect's claim: false until the user
+	// proved the address.
+	EmailVerified bool     `json:"email_verified"`
+	Groups        []string `json:"groups"`
+	IsStaff       bool     `json:"is_staff"`
+	IsSuperuser   bool     `json:"is_superuser"`
+	IssuedAt      int64    `json:"iat"`
+	Expiry        int64    `json:"exp"`
 }
 
 func (s *Signer) sign(key *signingKey, u *users.User, origin Origin, now time.Time) (*cachedToken, error) {
@@ -176,7 +180,7 @@ func (s *Signer) sign(key *signingKey, u *users.User, origin Origin, now time.Ti
 	groups := slices.Clone(u.Groups)
 	cl := claims{
 		Issuer: iss, Subject: strconv.FormatInt(u.ID, 10), Audience: s.Audience,
-		Username: u.Username, Email: u.Email, Groups: groups, IsStaff: u.IsStaff, IsSuperuser: u.IsSuperuser,
+		Username: u.Username, Email: u.Email, EmailVerified: u.EmailVerified, Groups: groups, IsStaff: u.IsStaff, IsSuperuser: u.IsSuperuser,
 		IssuedAt: now.Unix(), Expiry: now.Add(Lifetime).Unix(),
 	}
 	if cl.Groups == nil {
@@ -197,7 +201,7 @@ func (s *Signer) sign(key *signingKey, u *users.User, origin Origin, now time.Ti
 	exp := time.Unix(cl.Expiry, 0)
 	return &cachedToken{
 		keyID: key.id, origin: origin, username: u.Username, email: u.Email, groups: groups,
-		isStaff: u.IsStaff, isSuperuser: u.IsSuperuser, value: s.Prefix + tok,
+		isStaff: u.IsStaff, isSuperuser: u.IsSuperuser, emailVerified: u.EmailVerified, value: s.Prefix + tok,
 		refreshAt: exp.Add(-RefreshBefore),
 	}, nil
 }

@@ -86,3 +86,13 @@ type Secrets interface {
 	// (or an empty value), the secret is deleted.
 	UpdateSecret(ctx context.Context, name string, fn func(cur []byte) ([]byte, error)) ([]byte, error)
 }
+
+// EmailFinder finds users by e-mail address (a password-reset request
+// names an address, not a user). Both backends implement it next to Store;
+// users/storetest checks it.
+type EmailFinder interface {
+	// ByEmail returns the users whose Email equals email regardless of
+	// case (as Django's email__iexact), ordered by id; none is not an
+	// error. An empty email finds nobody.
+	ByEmail(ctx context.Context, email string) ([]User, error)
+}

@@ -20,6 +20,12 @@ type User struct {
 	DateJoined   time.Time
 	LastLogin    time.Time // zero = never logged in
 
+	// EmailVerified says the user proved they receive mail at Email
+	// (the e-mail verification flow, an operator, or an import from
+	// Django). Changing Email does not clear it by itself: the accounts
+	// package does.
+	EmailVerified bool
+
 	// SessionEpoch is bumped to invalidate all of the user's sessions: a
 	// session records the epoch it was created under and is rejected once the
 	// user's epoch has moved on.

@@ -26,7 +26,8 @@ import (
 // string allocation and slices it (ByID is on the hot path). A user without
 // groups is written without flagGroups, byte for byte as before groups
 // existed, so records of older versions read the same and a user without
-// groups stays readable by an older binary.
+// groups stays readable by an older binary; likewise flagEmailVerified
+// (an unverified user's record is as before it existed).
 const recordVersion = 1
 
 const (
@@ -36,8 +37,9 @@ const (
 	flagDateJoined
 	flagLastLogin
 	flagGroups
+	flagEmailVerified
 
-	flagsKnown = flagActive | flagSuperuser | flagStaff | flagDateJoined | flagLastLogin | flagGroups
+	flagsKnown = flagActive | flagSuperuser | flagStaff | flagDateJoined | flagLastLogin | flagGroups | flagEmailVerified
 )
 
 // maxGroups bounds the group count a record may claim, so that a corrupt
@@ -67,6 +69,9 @@ func appendRecord(dst []byte, u *users.User) []byte {
 	}
 	if len(u.Groups) > 0 {
 		flags |= flagGroups
+	}
+	if u.EmailVerified {
+		flags |= flagEmailVerified
 	}
 	dst = append(dst, recordVersion, flags)
 	dst = binary.AppendUvarint(dst, uint64(len(u.Username)))
@@ -187,6 +192,8 @@ func decodeRecord(u *users.User, id int64, b []byte) error {
 		LastLogin:    last,
 		SessionEpoch: epoch,
 		Groups:       groups,
+
+		EmailVerified: flags&flagEmailVerified != 0,
 	}
 	return nil
 }

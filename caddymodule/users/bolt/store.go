@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -334,4 +335,37 @@ func wrapRecordErr(id int64, err error) error {
 		return fmt.Errorf("user %d: %w", id, err)
 	}
 	return err
+}
+
+// ByEmail implements users.EmailFinder: a scan of the users (bbolt has no
+// index on the address; a reset request is rare and runs off the request
+// path).
+func (s *Store) ByEmail(ctx context.Context, email string) ([]users.User, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, ctxErr(err)
+	}
+	if email == "" {
+		return nil, nil
+	}
+	var out []users.User
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(usersBucket).ForEach(func(k, v []byte) error {
+			id, err := idFromKey(k)
+			if err != nil {
+				return err
+			}
+			var u users.User
+			if err := decodeRecord(&u, id, v); err != nil {
+				return wrapRecordErr(id, err)
+			}
+			if strings.EqualFold(u.Email, email) {
+				out = append(out, u)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

@@ -21,7 +21,8 @@
 //	    is_active, is_superuser, is_staff boolean NOT NULL,
 //	    date_joined, last_login timestamptz,  -- NULL = zero time
 //	    session_epoch bigint NOT NULL,
-//	    groups        text[] NOT NULL DEFAULT '{}')  -- sorted group names (schema v3)
+//	    groups        text[] NOT NULL DEFAULT '{}',  -- sorted group names (schema v3)
+//	    email_verified boolean NOT NULL DEFAULT false)  -- schema v4, with INDEX session_auth_users_email ON (lower(email))
 //	session_auth_secrets (name text PRIMARY KEY, value bytea, updated_at timestamptz)
 //	trigger session_auth_users_notify: pg_notify('session_auth_users', id) on
 //	every INSERT, UPDATE, DELETE ('*' on TRUNCATE), in the writing transaction.

@@ -73,6 +73,12 @@ CREATE TABLE session_auth_secrets (
 	`
 ALTER TABLE session_auth_users ADD COLUMN groups text[] NOT NULL DEFAULT '{}';
 `,
+	// 4: whether the user's e-mail address is verified, and the index
+	// that password-reset requests find users by address with.
+	`
+ALTER TABLE session_auth_users ADD COLUMN email_verified boolean NOT NULL DEFAULT false;
+CREATE INDEX session_auth_users_email ON session_auth_users (lower(email));
+`,
 }
 
 // SchemaVersion is the newest schema version this package knows.

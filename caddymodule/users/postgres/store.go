@@ -334,12 +334,12 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) e
 	return nil
 }
 
-const userColumns = `id, username, email, password_hash, is_active, is_superuser, is_staff, date_joined, last_login, session_epoch, groups`
+const userColumns = `id, username, email, password_hash, is_active, is_superuser, is_staff, date_joined, last_login, session_epoch, groups, email_verified`
 
 func scanUser(row pgx.Row, u *users.User) error {
 	var joined, last pgtype.Timestamptz
 	if err := row.Scan(&u.ID, &u.Username, &u.Email, &u.PasswordHash, &u.IsActive, &u.IsSuperuser, &u.IsStaff,
-		&joined, &last, &u.SessionEpoch, &u.Groups); err != nil {
+		&joined, &last, &u.SessionEpoch, &u.Groups, &u.EmailVerified); err != nil {
 		return err
 	}
 	u.DateJoined, u.LastLogin = fromTimestamptz(joined), fromTimestamptz(last)
@@ -451,11 +451,11 @@ func prepare(rec *users.User, now time.Time) (string, error) {
 
 const (
 	insertWithID = `INSERT INTO session_auth_users (id, username, username_key, email, password_hash,
-		is_active, is_superuser, is_staff, date_joined, last_login, session_epoch, groups)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
+		is_active, is_superuser, is_staff, date_joined, last_login, session_epoch, groups, email_verified)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
 	insertNoID = `INSERT INTO session_auth_users (username, username_key, email, password_hash,
-		is_active, is_superuser, is_staff, date_joined, last_login, session_epoch, groups)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`
+		is_active, is_superuser, is_staff, date_joined, last_login, session_epoch, groups, email_verified)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`
 
 	// lockForIDs keeps other writers (and so nextval in their inserts)
 	// out until the transaction ends, so that moving the sequence past
@@ -469,7 +469,7 @@ const (
 
 func insertArgs(u *users.User, key string) []any {
 	return []any{u.Username, key, u.Email, u.PasswordHash, u.IsActive, u.IsSuperuser, u.IsStaff,
-		timestamptz(u.DateJoined), timestamptz(u.LastLogin), u.SessionEpoch, groupsArg(u.Groups)}
+		timestamptz(u.DateJoined), timestamptz(u.LastLogin), u.SessionEpoch, groupsArg(u.Groups), u.EmailVerified}
 }
 
 // groupsArg is the groups as a text[] argument: '{}' when there are none
@@ -560,7 +560,7 @@ func (s *Store) Update(ctx context.Context, id int64, fn func(u *users.User) err
 		u.Groups = users.SortGroups(u.Groups)
 		_, err = tx.Exec(ctx, `UPDATE session_auth_users SET username = $2, username_key = $3, email = $4,
 			password_hash = $5, is_active = $6, is_superuser = $7, is_staff = $8, date_joined = $9,
-			last_login = $10, session_epoch = $11, groups = $12 WHERE id = $1`, append([]any{id}, insertArgs(u, key)...)...)
+			last_login = $10, session_epoch = $11, groups = $12, email_verified = $13 WHERE id = $1`, append([]any{id}, insertArgs(u, key)...)...)
 		if err != nil {
 			return s.dbErr(ctx, "updating a user", err)
 		}
@@ -758,4 +758,35 @@ func (s *Store) markExisting(ctx context.Context, tx pgx.Tx, recs []users.User, 
 
 func manyErr(i int, u *users.User, err error) error {
 	return fmt.Errorf("users: CreateMany: user #%d (id %d, username %q): %w", i, u.ID, u.Username, err)
+}
+
+// ByEmail implements users.EmailFinder, on the index on lower(email).
+func (s *Store) ByEmail(ctx context.Context, email string) ([]users.User, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, ctxErr(err)
+	}
+	if email == "" {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.QueryTimeout)
+	defer cancel()
+	if err := s.ready(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM session_auth_users WHERE lower(email) = lower($1) ORDER BY id`, email)
+	if err != nil {
+		return nil, s.dbErr(ctx, "finding users by e-mail", err)
+	}
+	defer rows.Close()
+	var out []users.User
+	for rows.Next() {
+		out = append(out, users.User{})
+		if err := scanUser(rows, &out[len(out)-1]); err != nil {
+			return nil, s.dbErr(ctx, "finding users by e-mail", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.dbErr(ctx, "finding users by e-mail", err)
+	}
+	return out, nil
 }

@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) users.Store) {
 		{"ConcurrentReadersAndWriter", testConcurrentReaders},
 		{"Groups", testGroups},
 		{"GroupsAreCopies", testGroupsCopies},
+		{"EmailVerifiedAndByEmail", testEmailVerified},
 		{"Secrets", testSecrets},
 		{"SecretsAgreeUnderConcurrency", testSecretsConcurrent},
 	} {
@@ -895,5 +896,55 @@ func testSecretsConcurrent(t *testing.T, s users.Store) {
 		if v != got[0] || v == "" {
 			t.Fatalf("callers disagree: %q", got)
 		}
+	}
+}
+
+// EmailVerified round-trips through every write, and ByEmail finds users
+// by address regardless of case (every backend is an EmailFinder).
+func testEmailVerified(t *testing.T, s users.Store) {
+	f, ok := s.(users.EmailFinder)
+	if !ok {
+		t.Fatalf("%T is not a users.EmailFinder", s)
+	}
+	a := mustCreate(t, s, &users.User{Username: "vera", Email: "Vera@Example.com", EmailVerified: true, IsActive: true})
+	if !a.EmailVerified || !mustByID(t, s, a.ID).EmailVerified {
+		t.Fatal("EmailVerified not kept by Create")
+	}
+	b := mustCreate(t, s, &users.User{Username: "vic", Email: "vera@example.COM"})
+	if mustByID(t, s, b.ID).EmailVerified {
+		t.Fatal("EmailVerified set on a user created without it")
+	}
+	mustCreate(t, s, &users.User{Username: "other", Email: "someone@example.com"})
+	got := mustUpdate(t, s, b.ID, func(u *users.User) { u.EmailVerified = true })
+	if !got.EmailVerified || !mustByID(t, s, b.ID).EmailVerified {
+		t.Fatal("EmailVerified not kept by Update")
+	}
+	got = mustUpdate(t, s, a.ID, func(u *users.User) { u.EmailVerified = false })
+	if got.EmailVerified || mustByID(t, s, a.ID).EmailVerified {
+		t.Fatal("EmailVerified not cleared by Update")
+	}
+	batch := []*users.User{{Username: "bulk", Email: "bulk@example.com", EmailVerified: true}}
+	if _, err := s.CreateMany(bg, batch, false); err != nil {
+		t.Fatal(err)
+	}
+	if !mustByID(t, s, batch[0].ID).EmailVerified {
+		t.Fatal("EmailVerified not kept by CreateMany")
+	}
+	found, err := f.ByEmail(bg, "VERA@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 2 || found[0].ID != a.ID || found[1].ID != b.ID {
+		t.Fatalf("ByEmail found %+v, want users %d and %d", found, a.ID, b.ID)
+	}
+	for _, email := range []string{"", "nobody@example.com", "vera@example"} {
+		if found, err := f.ByEmail(bg, email); err != nil || len(found) != 0 {
+			t.Errorf("ByEmail(%q) = %+v, %v; want none", email, found, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(bg)
+	cancel()
+	if _, err := f.ByEmail(ctx, "vera@example.com"); !errors.Is(err, context.Canceled) {
+		t.Errorf("ByEmail with a done ctx: %v", err)
 	}
 }
