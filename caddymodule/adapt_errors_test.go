@@ -24,8 +24,8 @@ func TestAdaptTimeErrors(t *testing.T) {
 		{"login_redirect //evil.example/", `login_redirect: want an absolute path`},
 		{"login_redirect javascript:alert(1)", `login_redirect: want an absolute path`},
 		{"login_redirect https:/nohost", `login_redirect: want an absolute path`},
-		{"identity_headers X-Id X-User", "identity_headers: takes 3 or 4 header names: <user_id> <username> <email> [<groups>]; got 2"},
-		{"identity_headers A B C D E", "identity_headers: takes 3 or 4 header names: <user_id> <username> <email> [<groups>]; got 5"},
+		{"identity_headers X-Id X-User", "identity_headers: takes 3 to 5 header names: <user_id> <username> <email> [<groups> [<email_verified>]]; got 2"},
+		{"identity_headers A B C D E F", "identity_headers: takes 3 to 5 header names: <user_id> <username> <email> [<groups> [<email_verified>]]; got 6"},
 		{`identity_headers X-Id "X User" X-Email`, `identity_headers: "X User" is not a header name`},
 		{"session_cookie sid 14days", `session_cookie: invalid max age "14days" (want a number with a unit: 14d, 336h, 90m, 30s)`},
 		{"db_lock_timeout 3", `db_lock_timeout: invalid duration "3" (want a number with a unit: 14d, 336h, 90m, 30s)`},
@@ -49,7 +49,7 @@ func TestAdaptTimeErrors(t *testing.T) {
 	for _, line := range []string{"session_cookie sid 14d", "session_cookie sid 336h", "db_lock_timeout 30s", "login_lockout 50 1d 90m",
 		"redis redis://127.0.0.1:6379/0", "redis unix:///run/redis.sock", "redis redis+sentinel://a:26379,b/mymaster/2",
 		"login_redirect", "login_redirect /login", "login_redirect https://sso.example.com/login?x=1",
-		"identity_headers A B C", "identity_headers A B C D", "cors_origins https://app.example/ http://localhost:3000"} {
+		"identity_headers A B C", "identity_headers A B C D", "identity_headers A B C D E", "cors_origins https://app.example/ http://localhost:3000"} {
 		if _, err := adapt(":8000 {\n\tsession_auth {\n\t\t" + line + "\n\t}\n}"); err != nil {
 			t.Errorf("%q: %v", line, err)
 		}
