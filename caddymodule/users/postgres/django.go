@@ -552,4 +552,3 @@ func (s *Store) djangoMigrate(ctx context.Context) error {
 		return nil
 	})
 }
-
