@@ -158,7 +158,7 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	// don't let a client that went away hold one.
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 	defer cancel()
-	result, err := op.run(ctx, storeAdmin{accounts: &accounts.Service{Store: sdb.users, Hasher: processHasher()}, unbanUsername: unban}, body)
+	result, err := op.run(ctx, storeAdmin{accounts: &accounts.Service{Store: sdb.users, Hasher: processHasher(), Scheme: sdb.scheme}, unbanUsername: unban}, body)
 	if err != nil {
 		return apiError(err)
 	}
@@ -223,7 +223,7 @@ func resolveUsersDB(want string) (*sharedDB, string, func(), error) {
 			len(keys), strings.Join(shown, ", "))
 	case isUsersURL(want):
 		want = strings.TrimSpace(want)
-		i := slices.Index(keys, want)
+		i := slices.IndexFunc(keys, func(k string) bool { return keyURL(k) == want })
 		if i < 0 {
 			// The URL as the message showed it (password redacted).
 			i = slices.Index(shown, want)

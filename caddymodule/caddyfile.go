@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"strconv"
 
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/passwords"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -92,6 +93,28 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&s.UsersDB) {
 				return d.ArgErr()
 			}
+		case "django_users":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			s.DjangoUsers = true
+		case "password_hasher":
+			if !d.AllArgs(&s.PasswordHasher) {
+				return d.ArgErr()
+			}
+			if _, err := passwords.ParseScheme(s.PasswordHasher, 0); err != nil {
+				return d.Err(err.Error())
+			}
+		case "pbkdf2_iterations":
+			var n string
+			if !d.AllArgs(&n) {
+				return d.ArgErr()
+			}
+			it, err := strconv.Atoi(n)
+			if err != nil || it < 1 || it > passwords.MaxPBKDF2Iterations {
+				return d.Errf("pbkdf2_iterations: want a number from 1 to %d, got %q", passwords.MaxPBKDF2Iterations, n)
+			}
+			s.PBKDF2Iterations = it
 		case "redis":
 			if !optionalArg(d, &s.Redis, "") {
 				return d.ArgErr()

@@ -78,6 +78,9 @@ func configureCommand(cmd *cobra.Command) {
 	pf.StringP("adapter", "a", "", "Name of the config adapter (as for caddy reload)")
 	pf.String("address", "", "Admin API address of the running Caddy (instead of finding it in --config)")
 	pf.String("users-db", "", "With --config: which users_db, if the config has several")
+	pf.Bool("django-users", false, "With --db postgres://…: the users are Django's auth_user (as django_users)")
+	pf.String("password-hasher", "", "With --django-users: pbkdf2_sha256 (default) or argon2, as password_hasher")
+	pf.Int("pbkdf2-iterations", 0, "With --django-users: pbkdf2_sha256's iterations, as pbkdf2_iterations")
 
 	for _, sub := range []*cobra.Command{
 		createUserCommand(), setPasswordCommand(),
@@ -517,7 +520,11 @@ func withAdmin(cmd *cobra.Command, mayCreate bool, fn func(ctx context.Context, 
 		if usersDB != "" || adapter != "" {
 			return errors.New("--users-db and --adapter go with --config, not --db")
 		}
-		ua, closeDB, err := openLocalAdmin(ctx, dbPath, mayCreate)
+		key, err := cliDjangoKey(cmd, dbPath) // djangousers.go
+		if err != nil {
+			return err
+		}
+		ua, closeDB, err := openLocalAdmin(ctx, key, mayCreate)
 		if err != nil {
 			return err
 		}
@@ -546,7 +553,9 @@ func openLocalAdmin(ctx context.Context, path string, mayCreate bool) (userAdmin
 	if err != nil {
 		return nil, nil, err
 	}
-	return newStoreAdmin(d.users, passwords.NewHasher(passwords.DefaultParams, 0)), d.Destruct, nil
+	sa := newStoreAdmin(d.users, passwords.NewHasher(passwords.DefaultParams, 0))
+	sa.accounts.Scheme = d.scheme // django_users: Django's format
+	return sa, d.Destruct, nil
 }
 
 // adminClient sends userAdmin requests to the admin.api.session_auth

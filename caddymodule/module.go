@@ -55,6 +55,24 @@ type SessionAuth struct {
 	// session_auth/users.db in Caddy's data directory.
 	UsersDB string `json:"users_db,omitempty"`
 
+	// DjangoUsers keeps the users in Django's own auth_user table of the
+	// UsersDB PostgreSQL database (groups read from auth_group and
+	// auth_user_groups), so a Django app and the sidecar see the same
+	// users at all times. See README "Sharing users with Django".
+	DjangoUsers bool `json:"django_users,omitempty"`
+
+	// PasswordHasher is the format of new password hashes with
+	// DjangoUsers: "pbkdf2_sha256" (default; Django's default hasher) or
+	// "argon2" (Django's Argon2PasswordHasher, which needs argon2-cffi on
+	// the Django side). Hashes in other formats are upgraded at the next
+	// login through the sidecar, as Django does.
+	PasswordHasher string `json:"password_hasher,omitempty"`
+
+	// PBKDF2Iterations is pbkdf2_sha256's iteration count (default
+	// 1,500,000, Django 6.1's); set it to your Django's
+	// PBKDF2PasswordHasher.iterations.
+	PBKDF2Iterations int `json:"pbkdf2_iterations,omitempty"`
+
 	// Redis is the URL of the Redis server that holds sessions:
 	// redis://[[user]:password@]host:port/db (user: a Redis 6 ACL user),
 	// rediss:// for TLS, unix:///path/to/redis.sock, or
@@ -258,6 +276,7 @@ type SessionAuth struct {
 	sessions  *scs.SessionManager
 	hasher    *passwords.Hasher // the process's (hashers.go)
 	hashHeld  bool              // HashConcurrency counts toward its bound
+	scheme    passwords.Scheme  // password_hasher with django_users (djangousers.go)
 	limits    *limiter          // login and registration throttles
 	inflight  *atomic.Int64     // requests being served (drain.go)
 	origins   originSet         // CORS origins
@@ -348,17 +367,20 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
 
+	if s.scheme, err = s.checkDjangoUsers(); err != nil { // djangousers.go
+		return err
+	}
 	if err := s.checkSharedSessions(); err != nil {
 		return err
 	}
 	if validationOnly() { // validate.go: `caddy validate` takes no lock and opens no pool
 		return s.checkOffline()
 	}
-	if s.db, s.dbKey, err = openSharedDB(s.UsersDB, time.Duration(s.DBLockTimeout)); err != nil {
+	if s.db, s.dbKey, err = openSharedDB(s.usersDBSpec(), time.Duration(s.DBLockTimeout)); err != nil {
 		return err
 	}
 	s.users = s.db.users
-	s.accounts = &accounts.Service{Store: s.users, Hasher: s.hasher, OnUnusableHash: s.logUnusableHash}
+	s.accounts = &accounts.Service{Store: s.users, Hasher: s.hasher, Scheme: s.db.scheme, OnUnusableHash: s.logUnusableHash}
 	if err := s.provisionIdentityToken(); err != nil {
 		return err
 	}
@@ -462,6 +484,9 @@ func (s *SessionAuth) setDefaults() {
 // Validate checks settings that Provision cannot fix.
 func (s *SessionAuth) Validate() error {
 	if err := s.checkPaths(); err != nil {
+		return err
+	}
+	if _, err := s.checkDjangoUsers(); err != nil {
 		return err
 	}
 	if s.SessionCookie == s.CSRFCookie {

@@ -14,6 +14,7 @@ import (
 	"go.etcd.io/bbolt"
 	"go.uber.org/zap"
 
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/passwords"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/sessions"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
 	userbolt "github.com/caddy-session-auth/caddy-session-auth/caddymodule/users/bolt"
@@ -58,6 +59,9 @@ type sharedDB struct {
 
 	// PostgreSQL only.
 	pg *userpg.Store
+	// scheme is how new password hashes are written: the zero value
+	// (argon2id), or with django_users what password_hasher says.
+	scheme passwords.Scheme
 }
 
 // multiInstance reports whether several processes share the database
@@ -99,6 +103,9 @@ func isUsersURL(spec string) bool { return userpg.IsURL(strings.TrimSpace(spec))
 // usersDBKey is what identifies the users database spec names: the URL as
 // given, or the file's clean absolute path.
 func usersDBKey(spec string) (string, error) {
+	if _, _, django := parseDjangoKey(spec); django {
+		return strings.TrimSpace(spec), nil // djangousers.go: already a key
+	}
 	if isUsersURL(spec) {
 		return strings.TrimSpace(spec), nil
 	}
@@ -111,6 +118,9 @@ func usersDBKey(spec string) (string, error) {
 
 // displayDBKey is a pool key fit for messages (no password).
 func displayDBKey(key string) string {
+	if url, _, django := parseDjangoKey(key); django {
+		return "django_users " + userpg.RedactURL(url)
+	}
 	if isUsersURL(key) {
 		return userpg.RedactURL(key)
 	}
@@ -140,8 +150,9 @@ type usersDBOptions struct {
 // first use, so a caller that must know whether the server answers checks
 // it (Caddy logs it, the CLI fails).
 func openUsersDB(key string, o usersDBOptions) (*sharedDB, error) {
+	key, django, scheme := djangoStoreOptions(key) // djangousers.go
 	if isUsersURL(key) {
-		opts := userpg.Options{ConnectTimeout: o.pgTimeout, QueryTimeout: o.pgTimeout}
+		opts := userpg.Options{ConnectTimeout: o.pgTimeout, QueryTimeout: o.pgTimeout, Django: django}
 		name := userpg.RedactURL(key)
 		if o.logger != nil {
 			logger := o.logger.With(zap.String("users_db", name))
@@ -160,7 +171,7 @@ func openUsersDB(key string, o usersDBOptions) (*sharedDB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("users_db %s: %v", name, err)
 		}
-		return &sharedDB{users: st, name: name, pg: st}, nil
+		return &sharedDB{users: st, name: name, pg: st, scheme: scheme}, nil
 	}
 	if o.mustExist {
 		if _, err := os.Stat(key); errors.Is(err, fs.ErrNotExist) {
