@@ -223,7 +223,7 @@ func openSharedDB(spec string, lockTimeout time.Duration) (*sharedDB, string, er
 		err := d.pg.Migrate(ctx)
 		cancel()
 		switch {
-		case errors.Is(err, userpg.ErrSchemaTooNew):
+		case errors.Is(err, userpg.ErrSchemaTooNew), errors.Is(err, userpg.ErrNotDjango):
 			_, _ = dbPool.Delete(key)
 			return nil, "", fmt.Errorf("users_db %s: %v", d.name, err)
 		case err != nil:
