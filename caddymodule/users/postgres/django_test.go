@@ -3,6 +3,7 @@ package postgres
 import (
 	_ "embed"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -182,5 +183,35 @@ func TestDjangoDelete(t *testing.T) {
 	}
 	if err := s.Delete(bg, u.ID); !errors.Is(err, users.ErrNotFound) {
 		t.Errorf("second delete: %v", err)
+	}
+}
+
+// BenchmarkDjangoByID is the per-request user read with django_users: no
+// cache (Django writes without telling), one SELECT joining the side
+// table and the groups.
+func BenchmarkDjangoByID(b *testing.B) {
+	const n = 1000
+	pg := testpg.New(b)
+	if _, err := pg.Conn(b).Exec(bg, djangoAuthSQL); err != nil {
+		b.Fatal(err)
+	}
+	s, err := Open(bg, pg.URL, Options{Django: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.Close)
+	us := make([]*users.User, n)
+	for i := range us {
+		us[i] = &users.User{Username: "user" + strconv.Itoa(i), PasswordHash: "pbkdf2_sha256$1500000$abcdefghijklmnopqrstuv$0123456789abcdefghijklmnopqrstuvwxyzABCDEFG=", IsActive: true}
+	}
+	if _, err := s.CreateMany(bg, us, false); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.ByID(bg, int64(i%n)+1); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
