@@ -164,7 +164,10 @@ User.objects.create(username="dora", email="d@example.com", password=make_passwo
 	if hasher == "pbkdf2_sha256" {
 		args = append(args, "--pbkdf2-iterations", "30000")
 	}
-	(&cliLog{t: t}).ok("Er1n-Str0ng-Secret\n", args...)
+	l := &cliLog{t: t}
+	l.ok("Er1n-Str0ng-Secret\n", args...)
+	// Groups are Django's: the CLI says so instead of writing them.
+	l.fails([]string{"groups are Django's"}, "", "add-to-group", "--username", "erin", "--group", "editors", "--db", pg.URL, "--django-users")
 	if out := dj.shell(`print(authenticate(username="erin", password="Er1n-Str0ng-Secret") is not None)`); !strings.HasSuffix(out, "True") {
 		t.Errorf("Django's authenticate() for a user made by the CLI: %q", out)
 	}
