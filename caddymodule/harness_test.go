@@ -18,7 +18,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	_ "github.com/caddy-session-auth/caddy-session-auth/caddymodule"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule"
 	"github.com/caddy-session-auth/caddy-session-auth/internal/testpg"
 	"github.com/caddy-session-auth/caddy-session-auth/internal/testredis"
 )
@@ -34,7 +34,8 @@ func TestMain(m *testing.M) {
 	// Caddy computed its autosave path from $HOME before this ran: a config
 	// loaded without persist_config off must not write there.
 	caddy.ConfigAutosavePath = filepath.Join(dir, "config", "caddy", "autosave.json")
-	code := testpg.Run(m) // m.Run, then drops the run's PostgreSQL database
+	caddymodule.UseCheapHashes() // argon2id at 1 MiB, t=1: see its doc
+	code := testpg.Run(m)        // m.Run, then drops the run's PostgreSQL database
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
