@@ -13,6 +13,7 @@ import (
 	userbolt "github.com/caddy-session-auth/caddy-session-auth/caddymodule/users/bolt"
 	userpg "github.com/caddy-session-auth/caddy-session-auth/caddymodule/users/postgres"
 	"github.com/caddy-session-auth/caddy-session-auth/internal/testpg"
+	"github.com/caddy-session-auth/caddy-session-auth/internal/testredis"
 )
 
 // openStore opens a users database (bbolt file or PostgreSQL URL) as the
@@ -181,5 +182,43 @@ func TestCLICopyUsersAtomic(t *testing.T) {
 	l.fails([]string{"no user was written"}, "", "copy-users", "--from", src, "--to", pg.URL)
 	if got, _ := dump(t, pg.URL); len(got) != 0 {
 		t.Errorf("a failed copy left %d users in the destination", len(got))
+	}
+}
+
+// Moving a running install from bbolt to PostgreSQL, as README "Scaling
+// out" describes it for a sidecar that already keeps sessions in Redis: a
+// reload switches users_db to an empty PostgreSQL database (releasing the
+// file), copy-users fills it, and the users' sessions stay valid (ids and
+// epochs are kept), their passwords too. (A request between the reload and
+// the copy would find no users and end its session: the README has the
+// sidecar stopped for the copy; here no request comes in between.)
+func TestMoveToPostgresKeepsSessions(t *testing.T) {
+	rd := testredis.Start(t)
+	pg := testpg.New(t)
+	s := startCustomSite(t, siteConfig{redisURL: rd.URL(), extra: throttlesOff})
+	boltPath := s.dbPath
+	sess := s.newUser(t, "mover")
+	s.newUser(t, "other")
+
+	s.dbPath = pg.URL
+	s.reloadWith(rd.URL(), "")
+	// The file is released once the old config's requests are done.
+	var r *cliRun
+	l := &cliLog{t: t}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if r = l.run("", "copy-users", "--from", boltPath, "--to", pg.URL); r.err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if r.err != nil || !strings.HasPrefix(r.stdout, "copied 2 users") {
+		t.Fatalf("copy-users after the reload: %v %s", r.err, r.stdout)
+	}
+	resp := s.do(t, req{method: "GET", path: "/app/page", session: sess})
+	if resp.StatusCode != 200 || resp.echo(t).Headers["X-Auth-Username"][0] != "mover" {
+		t.Fatalf("the session from before the move: %d %s", resp.StatusCode, resp.body)
+	}
+	s.login(t, "other", strongPassword)
+	if code, h := s.health(t); code != 200 || h["users_backend"] != "postgres" {
+		t.Errorf("health after the move: %d %v", code, h)
 	}
 }
