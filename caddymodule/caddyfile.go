@@ -32,7 +32,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
 //	session_auth {
-//	    users_db             <path>
+//	    users_db             <path> | postgres://<url>
 //	    redis                [<url>]
 //	    redis_key_prefix     <prefix>
 //	    sentinel_password    <password>

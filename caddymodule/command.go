@@ -52,7 +52,7 @@ Every subcommand works in one of two ways:
     lock: the command works on it while any number of Caddy instances run,
     and they see the change within a second.
 
---config FILE [--adapter NAME] [--users-db PATH]
+--config FILE [--adapter NAME] [--users-db PATH|URL]
     Goes through the admin API of the Caddy running with that config (the
     admin address is found as 'caddy reload' finds it; --address overrides
     it), which changes the users on the open database: no need to stop the
@@ -77,7 +77,7 @@ func configureCommand(cmd *cobra.Command) {
 	pf.StringP("config", "c", "", "Config of the running Caddy, to go through its admin API")
 	pf.StringP("adapter", "a", "", "Name of the config adapter (as for caddy reload)")
 	pf.String("address", "", "Admin API address of the running Caddy (instead of finding it in --config)")
-	pf.String("users-db", "", "With --config: which users_db, if the config has several")
+	pf.String("users-db", "", "With --config: which users_db (path or URL), if the config has several")
 	pf.Bool("django-users", false, "With --db postgres://…: the users are Django's auth_user (as django_users)")
 	pf.String("password-hasher", "", "With --django-users: pbkdf2_sha256 (default) or argon2, as password_hasher")
 	pf.Int("pbkdf2-iterations", 0, "With --django-users: pbkdf2_sha256's iterations, as pbkdf2_iterations")

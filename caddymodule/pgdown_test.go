@@ -2,6 +2,9 @@ package caddymodule_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,8 +117,15 @@ func TestStartsWithoutPostgres(t *testing.T) {
 	proxy.Cut()
 	rd := testredis.Start(t)
 	var s *site
-	took := timed(func() { s = startCustomSite(t, siteConfig{redisURL: rd.URL(), usersDB: url, extra: throttlesOff}) })
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	took := timed(func() {
+		s = startCustomSite(t, siteConfig{redisURL: rd.URL(), usersDB: url, extra: throttlesOff,
+			global: "log {\n\t\toutput file " + logFile + "\n\t}"})
+	})
 	t.Logf("Caddy started with PostgreSQL down in %v", took.Round(time.Millisecond))
+	if b, _ := os.ReadFile(logFile); !strings.Contains(string(b), "PostgreSQL unreachable at start") {
+		t.Errorf("the log does not say PostgreSQL is unreachable:\n%s", b)
+	}
 	var r *response
 	took = timed(func() { r = s.register(t, "early", "early@example.com", strongPassword) })
 	assertUnavailable(t, "register with PostgreSQL down", r, took)

@@ -157,3 +157,42 @@ func newTestClient() *http.Client {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
+
+// A users_db URL that does not parse is a start-up error naming users_db,
+// without the password; so is a database whose schema is newer than the
+// binary knows.
+func TestPostgresBadURLAndSchema(t *testing.T) {
+	rd := testredis.Start(t)
+	for _, c := range []struct{ url, want string }{
+		{"postgres://u:s3cret-pw@127.0.0.1:notaport/db", "users_db"},
+		{"postgresql://u:s3cret-pw@127.0.0.1:5432/db?sslmode=sometimes", "users_db"},
+	} {
+		cfg := fmt.Sprintf(`{"admin":{"disabled":true},"apps":{"http":{"servers":{"s":{"listen":["127.0.0.1:%d"],"routes":[{"handle":[{"handler":"session_auth","users_db":%q,"redis":%q}]}]}}}}}`,
+			freePort(t), c.url, rd.URL())
+		err := caddy.Load([]byte(cfg), true)
+		if err == nil {
+			caddy.Stop()
+			t.Fatalf("%s: loaded", c.url)
+		}
+		t.Logf("%s: %v", c.url, err)
+		if !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "s3cret-pw") {
+			t.Errorf("%s: error %q (want %q, no password)", c.url, err, c.want)
+		}
+	}
+
+	pg := testpg.New(t)
+	conn := pg.Conn(t)
+	if _, err := conn.Exec(context.Background(), "CREATE TABLE session_auth_schema (version integer PRIMARY KEY, applied_at timestamptz); INSERT INTO session_auth_schema VALUES (999, now())"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`{"admin":{"disabled":true},"apps":{"http":{"servers":{"s":{"listen":["127.0.0.1:%d"],"routes":[{"handle":[{"handler":"session_auth","users_db":%q,"redis":%q}]}]}}}}}`,
+		freePort(t), pg.URL, rd.URL())
+	err := caddy.Load([]byte(cfg), true)
+	if err == nil {
+		caddy.Stop()
+		t.Fatal("loaded a database with a newer schema")
+	}
+	if !strings.Contains(err.Error(), "newer") || !strings.Contains(err.Error(), "999") {
+		t.Errorf("schema too new: %v", err)
+	}
+}
