@@ -36,6 +36,7 @@ func init() {
 //	POST /session-auth/add-to-group    groupRequest
 //	POST /session-auth/remove-from-group groupRequest
 //	POST /session-auth/rotate-key      {}
+//	GET  /session-auth/backup          the users database, a bbolt file (backup.go)
 //
 // Each takes ?users_db=<path> to choose among several open users databases.
 // Errors are Caddy's admin API errors: {"error":"…"} with a 4xx or 5xx.
@@ -68,7 +69,10 @@ func (a *adminAPI) Provision(ctx caddy.Context) error {
 
 // Routes returns the admin routes.
 func (a *adminAPI) Routes() []caddy.AdminRoute {
-	return []caddy.AdminRoute{{Pattern: adminAPIBase, Handler: caddy.AdminHandlerFunc(a.serve)}}
+	return []caddy.AdminRoute{
+		{Pattern: adminAPIBase, Handler: caddy.AdminHandlerFunc(a.serve)},
+		{Pattern: adminAPIBase + "backup", Handler: caddy.AdminHandlerFunc(a.serveBackup)}, // backup.go
+	}
 }
 
 type adminOp struct {

@@ -91,6 +91,7 @@ func configureCommand(cmd *cobra.Command) {
 		}
 		cmd.AddCommand(sub)
 	}
+	addOperatorCommands(cmd) // cmdops.go
 }
 
 func createUserCommand() *cobra.Command {
