@@ -125,7 +125,7 @@ type metadata struct {
 
 func (s *SessionAuth) register(w http.ResponseWriter, r *http.Request, _ authResult) {
 	result := resultInvalid
-	defer func() { metrics.registrations.WithLabelValues(result).Inc() }()
+	defer func() { s.counters.registration(result).Inc() }()
 	if s.Registration == registrationClosed {
 		// Before the throttle: a closed door counts nobody's attempts.
 		result = resultClosed
@@ -198,7 +198,7 @@ func (s *SessionAuth) register(w http.ResponseWriter, r *http.Request, _ authRes
 
 func (s *SessionAuth) login(w http.ResponseWriter, r *http.Request, _ authResult) {
 	result := resultInvalid
-	defer func() { metrics.logins.WithLabelValues(result).Inc() }()
+	defer func() { s.counters.login(result).Inc() }()
 	data, derr := readData(w, r, s.MaxBodyBytes)
 	if derr != nil {
 		writeJSON(w, derr.status, derr.body)
@@ -222,6 +222,8 @@ func (s *SessionAuth) login(w http.ResponseWriter, r *http.Request, _ authResult
 	cancel()
 	if err != nil && !errors.Is(err, accounts.ErrBadCredentials) {
 		result = resultError
+		s.logger.Info("login failed", zap.String("username", loggableUsername(username)), zap.String("client_ip", clientIP(r)),
+			zap.String("reason", failReason(err)))
 		s.loginCanceled(att) // a 503 tells nothing of the password
 		s.storeFailure(w, "checking credentials", err)
 		return
@@ -229,7 +231,8 @@ func (s *SessionAuth) login(w http.ResponseWriter, r *http.Request, _ authResult
 	if err != nil {
 		result = resultBadCredentials
 		s.loginFailed(att)
-		s.logger.Info("login failed", zap.String("username", loggableUsername(username)), zap.String("client_ip", clientIP(r)))
+		s.logger.Info("login failed", zap.String("username", loggableUsername(username)), zap.String("client_ip", clientIP(r)),
+			zap.String("reason", failReason(err)))
 		writeJSON(w, http.StatusBadRequest, bodyBadCredentials)
 		return
 	}
@@ -283,7 +286,7 @@ func (s *SessionAuth) currentUser(w http.ResponseWriter, r *http.Request, auth a
 // storeFailure answers 503 when a store is down: the client keeps its
 // cookie and may retry; the error goes to the log, not to the client.
 func (s *SessionAuth) storeFailure(w http.ResponseWriter, doing string, err error) {
-	metrics.storeErrors.WithLabelValues(doing).Inc()
+	s.counters.storeError(doing).Inc()
 	s.logger.Error("store failure", zap.String("while", doing), zap.Error(err))
 	w.Header().Del("Set-Cookie")
 	writeJSON(w, http.StatusServiceUnavailable, bodyStoreDown)

@@ -230,6 +230,8 @@ type SessionAuth struct {
 	rules     *rules.Set   // nil: no rules
 	token     *tokenIssuer // nil: no identity token
 
+	counters *siteMetrics // this site's counters (signals.go)
+
 	// cookieWarned: an upstream's Set-Cookie for our cookies was logged
 	// (cookieguard.go).
 	cookieWarned *atomic.Bool
@@ -298,6 +300,7 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
+	s.counters = newSiteMetrics(siteName(ctx)) // signals.go
 
 	if validationOnly() { // validate.go: `caddy validate` takes no lock and opens no pool
 		return s.checkOffline()
@@ -326,7 +329,11 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 		s.logger.Warn("redis unreachable at start; session requests will get 503 until it is back",
 			zap.String("redis", sessions.RedactURL(s.Redis)), zap.Error(err))
 	}
-	return s.provisionThrottle()
+	if err := s.provisionThrottle(); err != nil {
+		return err
+	}
+	s.logStartup() // signals.go
+	return nil
 }
 
 func (s *SessionAuth) setDefaults() {

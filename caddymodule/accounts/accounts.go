@@ -265,8 +265,11 @@ func (s *Service) Authenticate(ctx context.Context, username, password string) (
 	if verr != nil && !errors.Is(verr, passwords.ErrUnknownFormat) && s.OnUnusableHash != nil {
 		s.OnUnusableHash(u, verr)
 	}
-	if !ok || !u.IsActive {
+	if !ok {
 		return nil, ErrBadCredentials
+	}
+	if !u.IsActive {
+		return nil, ErrInactive
 	}
 	var newHash string
 	if rehash {

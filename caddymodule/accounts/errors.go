@@ -80,6 +80,10 @@ var (
 	// ErrBadCredentials: unknown user, wrong password or inactive user
 	// (deliberately one error, answered alike).
 	ErrBadCredentials = errors.New("accounts: unable to log in with provided credentials")
+	// ErrInactive is the ErrBadCredentials of an inactive user who gave
+	// the right password (errors.Is(ErrInactive, ErrBadCredentials)): the
+	// client is answered alike, the operator's log tells them apart.
+	ErrInactive = fmt.Errorf("%w (inactive user)", ErrBadCredentials)
 	// ErrSessionsEnded: the user's sessions were ended (or the user
 	// changed) while a request ran; the caller's session is no longer valid.
 	ErrSessionsEnded = errors.New("accounts: the user's sessions ended during the request")

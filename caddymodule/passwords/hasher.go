@@ -29,6 +29,7 @@ type Hasher struct {
 	// verified by VerifyDummy to spend the same time as a real check.
 	dummy    string
 	observer atomic.Pointer[func(time.Duration)]
+	waited   atomic.Pointer[func(time.Duration)] // wait.go
 	// inSlot, if set by tests, runs while a computation holds a slot.
 	inSlot func()
 }
@@ -159,7 +160,10 @@ func (a *argon2Hash) check(password string) (bool, error) {
 // run does work while holding one of h's slots, waiting for a free slot
 // unless ctx ends first.
 func (h *Hasher) run(ctx context.Context, work func()) error {
-	if err := h.slots.Acquire(ctx); err != nil {
+	asked := time.Now()
+	err := h.slots.Acquire(ctx)
+	h.observeWait(time.Since(asked))
+	if err != nil {
 		return err
 	}
 	defer h.slots.Release()
