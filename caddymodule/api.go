@@ -52,7 +52,7 @@ func (s *SessionAuth) buildRoutes() (map[string]endpoint, error) {
 		{p + "/protected/", endpoint{name: "Protected", needsSession: true, allow: allowGet, methods: getHead, serve: (*SessionAuth).currentUser}},
 		{p + "/auth/", endpoint{raw: (*SessionAuth).forwardAuth}},
 		{s.HealthPath, endpoint{raw: func(s *SessionAuth, w http.ResponseWriter, r *http.Request) { s.health.serve(w, r) }}},
-		{p + "/" + s.LoginPage, endpoint{raw: func(s *SessionAuth, w http.ResponseWriter, r *http.Request) { s.page.serve(w, r) }}},
+		{p + "/" + s.LoginPage, endpoint{raw: (*SessionAuth).serveSigninPage}}, // signin_form.go
 	}
 	if s.IdentityToken != nil {
 		list = append(list, struct {

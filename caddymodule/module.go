@@ -188,6 +188,15 @@ type SessionAuth struct {
 	// APIPrefix. Default: "signin/".
 	LoginPage string `json:"login_page,omitempty"`
 
+	// LoginPageTitle names the site on the sign-in page (its title and
+	// heading). Default: the host the page was asked for.
+	LoginPageTitle string `json:"login_page_title,omitempty"`
+
+	// LoginPageCSS is a CSS file added to the sign-in page's style (after
+	// the built-in one), e.g. colours and a logo: images may come from the
+	// site itself or data: URLs.
+	LoginPageCSS string `json:"login_page_css,omitempty"`
+
 	// Registration is "open" (anyone may POST <api_prefix>/register/) or
 	// "closed" (the endpoint answers 403 and the sign-in page offers no
 	// form; operators create users with the CLI or the admin API).
@@ -278,6 +287,9 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("public: %v", err)
 	}
 	if s.page, err = newSigninPage(s.APIPrefix, s.CSRFCookie, s.Registration == registrationOpen); err != nil {
+		return err
+	}
+	if err = s.page.setLook(s.LoginPageTitle, s.LoginPageCSS); err != nil {
 		return err
 	}
 	if s.routes, err = s.buildRoutes(); err != nil {
