@@ -48,6 +48,7 @@ type signinPage struct {
 	registration bool
 	apiPrefix    string
 	csp          []string
+	csrfCookie   string
 }
 
 // signinView is what one rendering of the page shows.
@@ -62,6 +63,7 @@ type signinView struct {
 	Username     string
 	Email        string
 	Error        string
+	CSRF         string // the CSRF cookie's token, for a form post with a session
 }
 
 // newSigninPage prepares the page. With registration closed the page has
@@ -76,7 +78,7 @@ func newSigninPage(apiPrefix, csrfCookie string, registration bool) (signinPage,
 	if err != nil {
 		return signinPage{}, err
 	}
-	p := signinPage{tmpl: tmpl, script: script, registration: registration, apiPrefix: apiPrefix}
+	p := signinPage{tmpl: tmpl, script: script, registration: registration, apiPrefix: apiPrefix, csrfCookie: csrfCookie}
 	p.setCSP()
 	return p, nil
 }
@@ -110,6 +112,16 @@ func (p *signinPage) setCSP() {
 	// site (or inline).
 	p.csp = []string{"default-src 'none'; script-src '" + cspHash(p.script) + "'; style-src " + style +
 		"; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"}
+}
+
+func isTokenText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func cspHash(s string) string {
@@ -149,6 +161,12 @@ func (p signinPage) render(w http.ResponseWriter, r *http.Request, status int, v
 	v.Title = p.siteTitle(r)
 	v.Style, v.Custom, v.Script = template.CSS(signinCSS), template.CSS(p.css), template.JS(p.script)
 	v.Registration = p.registration
+	// Like Django's {% csrf_token %}: a form post from this page, by a
+	// client with a session, carries the token that the CSRF cookie holds
+	// (which no other site can read).
+	if c, err := r.Cookie(p.csrfCookie); err == nil && len(c.Value) <= 128 && isTokenText(c.Value) {
+		v.CSRF = c.Value
+	}
 	if v.View == "" {
 		v.View = "signin"
 	}

@@ -44,7 +44,7 @@ func (s *SessionAuth) serveSigninPage(w http.ResponseWriter, r *http.Request) {
 	op := form.Get("op")
 	if op == "register" && s.Registration == registrationOpen {
 		view.View = "register"
-		res := s.innerAPI(r, "/register/", body)
+		res := s.innerAPI(r, "/register/", body, form.Get("csrfmiddlewaretoken"))
 		if res.status != http.StatusCreated {
 			view.Error = inWords(res.body)
 			s.page.render(w, r, res.status, view)
@@ -58,7 +58,7 @@ func (s *SessionAuth) serveSigninPage(w http.ResponseWriter, r *http.Request) {
 		s.page.render(w, r, http.StatusBadRequest, view)
 		return
 	}
-	res := s.innerAPI(r, "/login/", body)
+	res := s.innerAPI(r, "/login/", body, form.Get("csrfmiddlewaretoken"))
 	if res.status != http.StatusOK {
 		view.View, view.Error = "signin", inWords(res.body)
 		if ra := res.header.Get("Retry-After"); ra != "" {
@@ -80,14 +80,18 @@ type innerResult struct {
 }
 
 // innerAPI runs the API endpoint at path (under api_prefix) on a copy of
-// r with body, as a JSON client's request would be run.
-func (s *SessionAuth) innerAPI(r *http.Request, path string, body []byte) innerResult {
+// r with body, as a JSON client's request would be run; the form's CSRF
+// token (csrfmiddlewaretoken, as Django names it) goes in the header.
+func (s *SessionAuth) innerAPI(r *http.Request, path string, body []byte, token string) innerResult {
 	ep := s.routes[s.APIPrefix+path]
 	r2 := r.Clone(r.Context())
 	r2.URL.Path = s.APIPrefix + path
 	r2.Body = io.NopCloser(bytes.NewReader(body))
 	r2.ContentLength = int64(len(body))
 	r2.Header.Set("Accept", "application/json")
+	if token != "" && r2.Header.Get("X-CSRFToken") == "" {
+		r2.Header.Set("X-CSRFToken", token)
+	}
 	rec := &innerWriter{header: http.Header{}, status: http.StatusOK}
 	s.serveAPI(rec, r2, ep)
 	return innerResult{status: rec.status, header: rec.header, body: rec.body.Bytes()}

@@ -83,6 +83,26 @@ func TestSigninPageWithoutJavaScript(t *testing.T) {
 		}
 	}
 
+	// With a session, a form post needs the CSRF token, which the page
+	// renders from the CSRF cookie (as Django's csrf_token does).
+	sess := s.login(t, "nojs", "No-Script-Pass-1")
+	withSession := func(v url.Values) *response {
+		return s.do(t, req{method: "POST", path: "/api/signin/", body: v.Encode(), ctype: "application/x-www-form-urlencoded",
+			headers: map[string]string{"Origin": s.base}, session: sess})
+	}
+	login := url.Values{"op": {"login"}, "username": {"nojs"}, "password": {"No-Script-Pass-1"}}
+	if r := withSession(login); r.StatusCode != 403 || !strings.Contains(string(r.body), "CSRF") {
+		t.Errorf("form post with a session and no token: %d %s", r.StatusCode, r.body)
+	}
+	pageBody := string(s.do(t, req{method: "GET", path: "/api/signin/", session: sess}).body)
+	if !strings.Contains(pageBody, `name="csrfmiddlewaretoken" value="`+sess.csrfCookie+`"`) {
+		t.Errorf("the page lacks the CSRF token for its forms")
+	}
+	login.Set("csrfmiddlewaretoken", sess.csrfCookie)
+	if r := withSession(login); r.StatusCode != 303 {
+		t.Errorf("form post with a session and the page's token: %d %s", r.StatusCode, r.body)
+	}
+
 	// A cross-site form post is refused like any cross-site login.
 	r = s.do(t, req{method: "POST", path: "/api/signin/", ctype: "application/x-www-form-urlencoded",
 		body:    url.Values{"op": {"login"}, "username": {"nojs"}, "password": {"No-Script-Pass-1"}}.Encode(),
