@@ -303,6 +303,6 @@ func (a *adminAPI) serveBackup(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	a.logger.Info("backup", zap.String("users_db", key), zap.Int64("bytes", n),
-		zap.Int64("duration_ms", time.Since(start).Milliseconds()))
+		zap.Int64("duration_s", seconds(time.Since(start))))
 	return nil
 }
