@@ -36,6 +36,8 @@ func init() {
 //	POST /session-auth/add-to-group    groupRequest
 //	POST /session-auth/remove-from-group groupRequest
 //	POST /session-auth/rotate-key      {}
+//	POST /session-auth/update-user     updateUserRequest
+//	GET  /session-auth/backup          the users database, a bbolt file (backup.go)
 //
 // Each takes ?users_db=<path or URL> to choose among several open users databases.
 // Errors are Caddy's admin API errors: {"error":"…"} with a 4xx or 5xx.
@@ -68,7 +70,10 @@ func (a *adminAPI) Provision(ctx caddy.Context) error {
 
 // Routes returns the admin routes.
 func (a *adminAPI) Routes() []caddy.AdminRoute {
-	return []caddy.AdminRoute{{Pattern: adminAPIBase, Handler: caddy.AdminHandlerFunc(a.serve)}}
+	return []caddy.AdminRoute{
+		{Pattern: adminAPIBase, Handler: caddy.AdminHandlerFunc(a.serve)},
+		{Pattern: adminAPIBase + "backup", Handler: caddy.AdminHandlerFunc(a.serveBackup)}, // backup.go
+	}
 }
 
 type adminOp struct {
@@ -120,6 +125,9 @@ var adminOps = map[string]adminOp{
 	})},
 	"remove-from-group": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r groupRequest) (any, error) {
 		return ua.removeFromGroup(ctx, r)
+	})},
+	"update-user": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r updateUserRequest) (any, error) {
+		return ua.updateUser(ctx, r) // updateuser.go
 	})},
 	"rotate-key": {http.MethodPost, func(ctx context.Context, ua storeAdmin, body []byte) (any, error) {
 		if b := bytes.TrimSpace(body); len(b) > 0 && string(b) != "{}" {

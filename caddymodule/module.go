@@ -210,6 +210,15 @@ type SessionAuth struct {
 	// APIPrefix. Default: "signin/".
 	LoginPage string `json:"login_page,omitempty"`
 
+	// LoginPageTitle names the site on the sign-in page (its title and
+	// heading). Default: the host the page was asked for.
+	LoginPageTitle string `json:"login_page_title,omitempty"`
+
+	// LoginPageCSS is a CSS file added to the sign-in page's style (after
+	// the built-in one), e.g. colours and a logo: images may come from the
+	// site itself or data: URLs.
+	LoginPageCSS string `json:"login_page_css,omitempty"`
+
 	// Registration is "open" (anyone may POST <api_prefix>/register/) or
 	// "closed" (the endpoint answers 403 and the sign-in page offers no
 	// form; operators create users with the CLI or the admin API).
@@ -293,6 +302,8 @@ type SessionAuth struct {
 	mail      *accountMail // nil: no smtp
 	auditLog  *zap.Logger  // http.handlers.session_auth.audit
 
+	counters *siteMetrics // this site's counters (signals.go)
+
 	// cookieWarned: an upstream's Set-Cookie for our cookies was logged
 	// (cookieguard.go).
 	cookieWarned *atomic.Bool
@@ -346,6 +357,9 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	if s.page, err = newSigninPage(s.APIPrefix, s.CSRFCookie, s.Registration == registrationOpen); err != nil {
 		return err
 	}
+	if err = s.page.setLook(s.LoginPageTitle, s.LoginPageCSS); err != nil {
+		return err
+	}
 	if s.routes, err = s.buildRoutes(); err != nil {
 		return err
 	}
@@ -366,6 +380,7 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
+	s.counters = newSiteMetrics(siteName(ctx)) // signals.go
 
 	if s.scheme, err = s.checkDjangoUsers(); err != nil { // djangousers.go
 		return err
@@ -403,7 +418,11 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 		s.logger.Warn("redis unreachable at start; session requests will get 503 until it is back",
 			zap.String("redis", sessions.RedactURL(s.Redis)), zap.Error(err))
 	}
-	return s.provisionThrottle()
+	if err := s.provisionThrottle(); err != nil {
+		return err
+	}
+	s.logStartup() // signals.go
+	return nil
 }
 
 func (s *SessionAuth) setDefaults() {

@@ -347,13 +347,17 @@ func (s *SessionAuth) loginThrottled(w http.ResponseWriter, r *http.Request, use
 	}
 	if a == nil {
 		kind := kinds[which]
-		metrics.throttled.WithLabelValues(kind).Inc()
-		fields := []zap.Field{zap.String("username", loggableUsername(username)), zap.String("client_ip", clientIP(r)),
-			zap.String("banned", kind)}
-		if wait != throttle.Indefinitely {
-			fields = append(fields, zap.Duration("retry_after", wait))
+		s.counters.throttled(kind).Inc()
+		reason := reasonThrottled
+		if kind == kindLoginLockout {
+			reason = reasonLockedOut
 		}
-		s.logger.Info("login throttled", fields...)
+		fields := []zap.Field{zap.String("username", loggableUsername(username)), zap.String("client_ip", clientIP(r)),
+			zap.String("reason", reason), zap.String("banned", kind)}
+		if wait != throttle.Indefinitely {
+			fields = append(fields, zap.Int64("retry_after_s", seconds(wait)))
+		}
+		s.logger.Info("login failed", fields...)
 		writeThrottled(w, wait)
 		return nil, resultThrottled
 	}
@@ -379,22 +383,22 @@ func (s *SessionAuth) loginFailed(a *loginAttempt) {
 		}
 		switch kind {
 		case kindLoginLockout:
-			metrics.lockouts.Inc()
+			s.counters.lockouts.Inc()
 			lo := s.limits.lockout
 			until := "a login from a known IP or an unban"
 			if lo.Ban > 0 {
 				until = "the ban ends, a login from a known IP or an unban"
 			}
 			s.logger.Warn("too many failed logins: username locked out", zap.String("username", loggableUsername(a.username)),
-				zap.String("client_ip", a.clientIP), zap.Int("failures", lo.Failures), zap.Duration("window", time.Duration(lo.Window)),
-				zap.Duration("ban", time.Duration(lo.Ban)), zap.String("until", until))
+				zap.String("client_ip", a.clientIP), zap.Int("failures", lo.Failures), zap.Int64("window_s", seconds(time.Duration(lo.Window))),
+				zap.Int64("ban_s", seconds(time.Duration(lo.Ban))), zap.String("until", until))
 		default:
 			what := "username"
 			if kind == kindLoginIP {
 				what = "client IP"
 			}
 			s.logger.Warn("too many failed logins: "+what+" banned", zap.String("username", loggableUsername(a.username)),
-				zap.String("client_ip", a.clientIP), zap.Duration("ban", a.Limits[i].Ban))
+				zap.String("client_ip", a.clientIP), zap.Int64("ban_s", seconds(a.Limits[i].Ban)))
 		}
 	}
 }
@@ -435,8 +439,8 @@ func (s *SessionAuth) registerThrottled(w http.ResponseWriter, r *http.Request) 
 		return resultError
 	}
 	if wait > 0 {
-		metrics.throttled.WithLabelValues("register_ip").Inc()
-		s.logger.Info("registration throttled", zap.String("client_ip", clientIP(r)), zap.Duration("retry_after", wait))
+		s.counters.throttled("register_ip").Inc()
+		s.logger.Info("registration throttled", zap.String("client_ip", clientIP(r)), zap.Int64("retry_after_s", seconds(wait)))
 		writeThrottled(w, wait)
 		return resultThrottled
 	}

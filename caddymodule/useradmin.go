@@ -31,6 +31,7 @@ type userAdmin interface {
 	addToGroup(ctx context.Context, r groupRequest) (*userResult, error)
 	removeFromGroup(ctx context.Context, r groupRequest) (*userResult, error)
 	rotateKey(ctx context.Context) (*rotateKeyResult, error)
+	updateUser(ctx context.Context, r updateUserRequest) (*userResult, error) // updateuser.go
 }
 
 // The requests and results below are also the admin API's JSON bodies.

@@ -33,6 +33,7 @@ type Hasher struct {
 	// verified by VerifyDummy to spend the same time as a real check.
 	dummy    string
 	observer atomic.Pointer[func(time.Duration)]
+	waited   atomic.Pointer[func(time.Duration)] // wait.go
 	// inSlot, if set by tests, runs while a computation holds a slot.
 	inSlot func()
 
@@ -204,9 +205,11 @@ func (h *Hasher) units(memory uint32) int {
 }
 
 // run does work while holding units of h's slots, waiting for them unless
-// ctx ends first, and returns how long the work took.
+// ctx ends first (the wait is observed), and returns how long the work took.
 func (h *Hasher) run(ctx context.Context, units int, work func()) (time.Duration, error) {
+	asked := time.Now()
 	held, err := h.slots.AcquireN(ctx, units)
+	h.observeWait(time.Since(asked))
 	if err != nil {
 		return 0, err
 	}
