@@ -32,7 +32,7 @@ var (
 	gateResults         = []string{"allowed", "public", "denied", "redirected", "csrf_failed", "forbidden", "error"}
 	throttleKinds       = []string{kindLoginUsername, kindLoginIP, kindLoginLockout, "register_ip",
 		"password_reset_ip", "password_reset_address", "email_verification_ip", "email_verification_address"}
-	storeErrorWhiles    = []string{"changing password", "checking credentials", "checking the login throttle",
+	storeErrorWhiles = []string{"changing password", "checking credentials", "checking the login throttle",
 		"checking the registration throttle", "creating user", "ending all sessions", "ending session",
 		"looking up username", "reading session", "reading the identity token keys", "signing the identity token",
 		"starting session"}
