@@ -234,6 +234,9 @@ type SessionAuth struct {
 	// cookieWarned: an upstream's Set-Cookie for our cookies was logged
 	// (cookieguard.go).
 	cookieWarned *atomic.Bool
+	// cookieDomain is CookieDomain as browsers store it: lower case, no
+	// leading dot (cookies.go).
+	cookieDomain string
 }
 
 // IdentityHeaders names the headers set on requests to the upstream.
@@ -328,6 +331,7 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 }
 
 func (s *SessionAuth) setDefaults() {
+	s.cookieDomain = normalCookieDomain(s.CookieDomain)
 	if s.UsersDB == "" {
 		s.UsersDB = filepath.Join(caddy.AppDataDir(), "session_auth", "users.db")
 	}
@@ -407,6 +411,9 @@ func (s *SessionAuth) Validate() error {
 	}
 	if s.CookieSecure != cookieSecureAuto && s.CookieSecure != cookieSecureAlways {
 		return fmt.Errorf("cookie_secure: want auto or always, got %q", s.CookieSecure)
+	}
+	if err := checkCookieDomain(s.CookieDomain); err != nil {
+		return err
 	}
 	for _, name := range []string{s.SessionCookie, s.CSRFCookie} {
 		if !validCookieName(name) {
