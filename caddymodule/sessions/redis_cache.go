@@ -119,6 +119,11 @@ func (s cacheState) String() string {
 
 var errTrackingUnsupported = errors.New("redis refused client tracking")
 
+// errBadReply is a reply on the invalidation connection that is not what
+// the protocol says (empty, short, of an unknown kind): the cache is
+// dropped and the connection made anew, after a back-off.
+var errBadReply = errors.New("unexpected reply on the session cache's invalidation connection")
+
 func newTrackingCache(c *RedisClient, prefix string, max int) *trackingCache {
 	tc := &trackingCache{c: c, prefix: prefix, max: max, log: c.log,
 		m: make(map[string]cachedSession), stop: make(chan struct{}), done: make(chan struct{})}
@@ -220,7 +225,8 @@ func (tc *trackingCache) run() {
 			return
 		default:
 		}
-		if wasActive {
+		bad := errors.Is(err, errBadReply) // no tight loop on a server that keeps sending them
+		if wasActive && !bad {
 			backoff = minBackoff
 		}
 		wait := backoff
@@ -234,12 +240,12 @@ func (tc *trackingCache) run() {
 			wait = trackingRetry
 		} else {
 			tc.state.Store(int32(cacheConnecting))
-			if wasActive && !saidLost {
+			if (wasActive || bad) && !saidLost {
 				saidLost = true
 				tc.log.Warn("session cache off: its invalidation connection to redis was lost; reading sessions from Redis until it is back",
 					"error", err)
 			}
-			if wasActive {
+			if wasActive && !bad {
 				wait = 0 // e.g. a new master: reconnect at once
 			}
 		}
@@ -248,7 +254,7 @@ func (tc *trackingCache) run() {
 			return
 		case <-time.After(wait):
 		}
-		if !wasActive && backoff < maxBackoff {
+		if (!wasActive || bad) && backoff < maxBackoff {
 			backoff *= 2
 		}
 	}
@@ -284,8 +290,11 @@ func (tc *trackingCache) subscribe(onActive func()) (bool, error) {
 	if err != nil {
 		return false, trackingErr(err)
 	}
+	if len(v) != 3 {
+		return false, fmt.Errorf("%w: a reply to SUBSCRIBE of %d elements", errBadReply, len(v))
+	}
 	if kind, _ := redis.String(v[0], nil); kind != "subscribe" {
-		return false, fmt.Errorf("unexpected reply to SUBSCRIBE: %q", kind)
+		return false, fmt.Errorf("%w: a reply to SUBSCRIBE of kind %q", errBadReply, kind)
 	}
 
 	// The keep-alive: a PING every invalPing; it also notices a new master
@@ -326,33 +335,50 @@ func (tc *trackingCache) subscribe(onActive func()) (bool, error) {
 		}
 		msg, ok := reply.([]interface{})
 		if !ok || len(msg) == 0 {
-			continue
+			return true, fmt.Errorf("%w: %T of %d elements", errBadReply, reply, len(msg))
 		}
 		kind, _ := redis.String(msg[0], nil)
-		if kind == "pong" && len(msg) == 2 {
+		switch {
+		case kind == "pong" && len(msg) == 2:
 			if sent, err := strconv.ParseInt(string(asBytes(msg[1])), 10, 64); err == nil && sent > tc.fresh.Load() {
 				tc.fresh.Store(sent)
 			}
-			continue
-		}
-		if kind != "message" || len(msg) != 3 {
-			continue
-		}
-		if msg[2] == nil { // FLUSHDB, FLUSHALL
-			tc.invalidate(true)
-			continue
-		}
-		keys, _ := msg[2].([]interface{})
-		tokens := make([]string, 0, len(keys))
-		for _, k := range keys {
-			if b, ok := k.([]byte); ok {
-				if t, ok := strings.CutPrefix(string(b), tc.prefix); ok {
-					tokens = append(tokens, t)
-				}
+		case kind == "message" && len(msg) == 3:
+			if !tc.invalidation(msg[2]) {
+				return true, fmt.Errorf("%w: an invalidation message holding %T", errBadReply, msg[2])
 			}
+		default:
+			return true, fmt.Errorf("%w: a %q message of %d elements", errBadReply, kind, len(msg))
 		}
-		tc.invalidate(false, tokens...)
 	}
+}
+
+// invalidation applies an invalidation message's data: the keys changed
+// (an array), or nil for all (FLUSHDB, FLUSHALL). Anything else (say, a
+// client's PUBLISH on the channel) drops every entry and reports false.
+func (tc *trackingCache) invalidation(data interface{}) bool {
+	if data == nil {
+		tc.invalidate(true)
+		return true
+	}
+	keys, ok := data.([]interface{})
+	if !ok {
+		tc.invalidate(true)
+		return false
+	}
+	tokens := make([]string, 0, len(keys))
+	for _, k := range keys {
+		b, ok := k.([]byte)
+		if !ok {
+			tc.invalidate(true)
+			return false
+		}
+		if t, ok := strings.CutPrefix(string(b), tc.prefix); ok {
+			tokens = append(tokens, t)
+		}
+	}
+	tc.invalidate(false, tokens...)
+	return true
 }
 
 // monoEpoch and monoNow give monotonic times as integers (nanoseconds),

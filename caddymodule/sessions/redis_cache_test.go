@@ -534,3 +534,80 @@ func (l *logRecorder) all() []string {
 	defer l.mu.Unlock()
 	return append([]string(nil), l.msgs...)
 }
+
+// An empty or short reply on the invalidation connection (no Redis sends
+// one; a faulty proxy or server might) never panics: the cache is dropped
+// (reads go to Redis) and the connection made anew.
+func TestRedisCacheBadSubscribeReply(t *testing.T) {
+	srv := testredis.Start(t)
+	proxy := testredis.NewProxy(t, srv.Addr)
+	var answered atomic.Int32
+	proxy.Answer(func(fromClient []byte) []byte {
+		if bytes.Contains(fromClient, []byte("SUBSCRIBE")) {
+			answered.Add(1)
+			return []byte("*0\r\n")
+		}
+		return nil
+	})
+	logs := &logRecorder{}
+	a := NewRedisStore(openClient(t, "redis://"+proxy.Addr+"/0", RedisOptions{Logger: slog.New(logs)}), srv.Prefix, 100)
+	t.Cleanup(a.Close)
+	waitUntil(t, 10*time.Second, func() bool { return answered.Load() >= 2 }) // it tried again
+	if st := a.CacheStatus(); st != "connecting" {
+		t.Errorf("cache %s after empty replies to SUBSCRIBE, want connecting", st)
+	}
+	exp := time.Now().Add(hour)
+	if err := a.Commit("tok", session(t, exp, "one"), exp); err != nil {
+		t.Fatal(err)
+	}
+	if d, found, err := a.Find("tok"); err != nil || !found || valueOf(t, d) != "one" {
+		t.Fatalf("Find without the cache: %v %v", found, err)
+	}
+	proxy.Answer(nil)
+	waitStatus(t, a, "active")
+}
+
+func TestRedisCacheBadInvalidationMessages(t *testing.T) {
+	srv := testredis.Start(t)
+	proxy := testredis.NewProxy(t, srv.Addr)
+	logs := &logRecorder{}
+	a := cachedStore(t, openClient(t, "redis://"+proxy.Addr+"/0", RedisOptions{Logger: slog.New(logs)}), srv.Prefix, 100)
+	exp := time.Now().Add(hour)
+	if err := a.Commit("tok", session(t, exp, "one"), exp); err != nil {
+		t.Fatal(err)
+	}
+	publisher, err := redis.DialURL(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer publisher.Close()
+	for i, bad := range []func(){
+		func() { proxy.InjectSubscribers([]byte("*0\r\n")) },
+		func() { proxy.InjectSubscribers([]byte("*1\r\n$7\r\nmessage\r\n")) },
+		func() { proxy.InjectSubscribers([]byte("*2\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n")) },
+		func() { proxy.InjectSubscribers([]byte(":1\r\n")) },
+		func() { // a client publishing on the channel: not a list of keys
+			if _, err := publisher.Do("PUBLISH", "__redis__:invalidate", srv.Prefix+"tok"); err != nil {
+				t.Fatal(err)
+			}
+		},
+	} {
+		waitStatus(t, a, "active")
+		waitUntil(t, 5*time.Second, func() bool { // cached: a second read does not reach Redis
+			a.Find("tok")
+			n := getCalls(t, srv.URL())
+			a.Find("tok")
+			return getCalls(t, srv.URL()) == n
+		})
+		lost := logs.count("session cache off")
+		bad()
+		waitUntil(t, 5*time.Second, func() bool { return logs.count("session cache off") > lost })
+		n := getCalls(t, srv.URL())
+		if d, found, err := a.Find("tok"); err != nil || !found || valueOf(t, d) != "one" {
+			t.Fatalf("bad reply %d: Find: %v %v", i, found, err)
+		}
+		if getCalls(t, srv.URL()) != n+1 {
+			t.Errorf("bad reply %d: the session was served from the cache it should have dropped", i)
+		}
+	}
+}
