@@ -68,6 +68,7 @@ type trackingCache struct {
 	gen    uint64
 	active bool
 	onGen  uint64 // master generation of the invalidation connection
+	onRun  uint64 // run_id generation (RedisClient.serverGen) it was subscribed at
 	m      map[string]cachedSession
 
 	state atomic.Int32 // cacheState, for Status
@@ -146,9 +147,9 @@ func (tc *trackingCache) close() {
 func (tc *trackingCache) get(token string) ([]byte, bool, uint64) {
 	tc.mu.RLock()
 	e, ok := tc.m[token]
-	gen, active, onGen := tc.gen, tc.active, tc.onGen
+	gen, active, onGen, onRun := tc.gen, tc.active, tc.onGen, tc.onRun
 	tc.mu.RUnlock()
-	if !ok || !active || onGen != tc.c.masterGen() {
+	if !ok || !active || onGen != tc.c.masterGen() || onRun != tc.c.serverGen() {
 		return nil, false, gen
 	}
 	now := time.Now()
@@ -168,7 +169,7 @@ func (tc *trackingCache) put(token string, data []byte, gen uint64) {
 	e := cachedSession{expiry: expiry, data: append([]byte(nil), data...)}
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
-	if !tc.active || tc.gen != gen || tc.onGen != tc.c.masterGen() {
+	if !tc.active || tc.gen != gen || tc.onGen != tc.c.masterGen() || tc.onRun != tc.c.serverGen() {
 		return
 	}
 	if _, ok := tc.m[token]; !ok && len(tc.m) >= tc.max {
@@ -194,14 +195,14 @@ func (tc *trackingCache) invalidate(all bool, tokens ...string) {
 }
 
 // setActive turns serving from memory on (on the master of generation
-// onGen) or off, flushing either way.
-func (tc *trackingCache) setActive(active bool, onGen uint64) {
+// onGen, the server of run_id generation onRun) or off, flushing either way.
+func (tc *trackingCache) setActive(active bool, onGen, onRun uint64) {
 	if !active {
 		tc.fresh.Store(0)
 	}
 	tc.mu.Lock()
 	tc.gen++
-	tc.active, tc.onGen = active, onGen
+	tc.active, tc.onGen, tc.onRun = active, onGen, onRun
 	clear(tc.m)
 	tc.mu.Unlock()
 }
@@ -219,7 +220,7 @@ func (tc *trackingCache) run() {
 				tc.log.Info("session cache back on: invalidation connection to redis subscribed")
 			}
 		})
-		tc.setActive(false, 0)
+		tc.setActive(false, 0, 0)
 		select {
 		case <-tc.stop:
 			return
@@ -271,7 +272,7 @@ func (tc *trackingCache) subscribe(onActive func()) (bool, error) {
 		return false, err
 	}
 	defer conn.Close()
-	gen := connGen(conn)
+	gen, run := connGen(conn), tc.c.serverGen() // the dial noted the server's run_id
 	id, err := redis.Int64(conn.Do("CLIENT", "ID"))
 	if err != nil {
 		return false, trackingErr(err)
@@ -312,7 +313,7 @@ func (tc *trackingCache) subscribe(onActive func()) (bool, error) {
 			case <-quit:
 				return
 			case <-t.C:
-				if tc.c.masterGen() != gen {
+				if tc.c.masterGen() != gen || tc.c.serverGen() != run {
 					conn.Close()
 					return
 				}
@@ -324,7 +325,7 @@ func (tc *trackingCache) subscribe(onActive func()) (bool, error) {
 		}
 	}()
 
-	tc.setActive(true, gen)
+	tc.setActive(true, gen, run)
 	tc.fresh.Store(subscribed)
 	tc.state.Store(int32(cacheActive))
 	onActive()

@@ -611,3 +611,60 @@ func TestRedisCacheBadInvalidationMessages(t *testing.T) {
 		}
 	}
 }
+
+// A connection that reaches another Redis server than the cache's
+// invalidation connection did (a restart or failover behind a name or
+// virtual IP, no Sentinel: a new run_id) drops the cache, which follows to
+// the new server: a session cached from the old one is not served after
+// that, even while the invalidation connection to the old one lives.
+func TestRedisCacheNewRunID(t *testing.T) {
+	old, fresh := testredis.Start(t), testredis.Start(t)
+	if !old.Private() || !fresh.Private() {
+		t.Skip("needs two Redis servers of its own (redis-server on PATH)")
+	}
+	proxy := testredis.NewProxy(t, old.Addr)
+	logs := &logRecorder{}
+	c := openClient(t, "redis://"+proxy.Addr+"/0", RedisOptions{Logger: slog.New(logs)})
+	prefix := old.Prefix
+	a := cachedStore(t, c, prefix, 100)
+	exp := time.Now().Add(hour)
+	onOld := NewRedisStore(openClient(t, old.URL(), RedisOptions{}), prefix, 0)
+	onFresh := NewRedisStore(openClient(t, fresh.URL(), RedisOptions{}), prefix, 0)
+	if err := onOld.Commit("tok", session(t, exp, "old"), exp); err != nil {
+		t.Fatal(err)
+	}
+	if err := onFresh.Commit("tok", session(t, exp, "new"), exp); err != nil {
+		t.Fatal(err)
+	}
+	if d, found, err := a.Find("tok"); err != nil || !found || valueOf(t, d) != "old" {
+		t.Fatalf("Find before the move: %v %v", found, err)
+	}
+	// The address now leads to the new server; the old one drops its
+	// clients but for the subscribed one (as a demoted server may).
+	proxy.Retarget(fresh.Addr)
+	killer, err := redis.DialURL(old.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer killer.Close()
+	if _, err := killer.Do("CLIENT", "KILL", "TYPE", "normal"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Commit("other", session(t, exp, "x"), exp); err != nil {
+		t.Fatal(err)
+	}
+	if d, found, err := a.Find("tok"); err != nil || !found || valueOf(t, d) != "new" {
+		got := ""
+		if found {
+			got = valueOf(t, d)
+		}
+		t.Fatalf("Find after a connection reached a Redis with another run_id: %q %v %v, want new", got, found, err)
+	}
+	waitStatus(t, a, "active")
+	if d, _, _ := a.Find("tok"); valueOf(t, d) != "new" {
+		t.Fatal("the cache came back with the old server's session")
+	}
+	if logs.count("run_id") == 0 {
+		t.Error("the new run_id was not logged")
+	}
+}

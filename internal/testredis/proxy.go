@@ -64,8 +64,20 @@ func (p *Proxy) serve() {
 	}
 }
 
+// Retarget sends the connections made from now on to target; those open
+// stay with the old one (as a virtual IP or DNS name moved to another
+// server, say a replica promoted by hand).
+func (p *Proxy) Retarget(target string) {
+	p.mu.Lock()
+	p.target = target
+	p.mu.Unlock()
+}
+
 func (p *Proxy) forward(c net.Conn) {
-	s, err := net.Dial("tcp", p.target)
+	p.mu.Lock()
+	target := p.target
+	p.mu.Unlock()
+	s, err := net.Dial("tcp", target)
 	if err != nil {
 		c.Close()
 		return
