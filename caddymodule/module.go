@@ -234,6 +234,9 @@ type SessionAuth struct {
 	// cookieWarned: an upstream's Set-Cookie for our cookies was logged
 	// (cookieguard.go).
 	cookieWarned *atomic.Bool
+	// badNumber is the first number out of range in the JSON config
+	// (confignumbers.go).
+	badNumber error
 	// cookieDomain is CookieDomain as browsers store it: lower case, no
 	// leading dot (cookies.go).
 	cookieDomain string
@@ -263,6 +266,9 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	s.slogger = ctx.Slogger()
 	s.inflight = new(atomic.Int64)
 	s.cookieWarned = new(atomic.Bool)
+	if err := s.checkNumbers(); err != nil {
+		return err
+	}
 	s.setDefaults()
 	var err error
 	if s.origins, err = parseOrigins(s.CORSOrigins); err != nil {
