@@ -115,10 +115,10 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 // apart by timing from one with a wrong password. And every check (Verify
 // and VerifyDummy alike) lasts at least as long as the dearest kind of hash
 // (scheme and cost) h has checked so far takes (a running average of each
-// kind's time), so that neither an unknown user nor the user of any one
-// kind (say an imported pbkdf2_sha256 hash at Django's 600,000 iterations
-// and more, several times argon2's cost) is told apart by timing. The time
-// added is spent asleep, holding no slot.
+// kind's time, up to maxPad), so that neither an unknown user nor the user
+// of any one kind (say an imported pbkdf2_sha256 hash at Django's 600,000
+// iterations and more, several times argon2's cost) is told apart by
+// timing. The time added is spent asleep, holding no slot.
 func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok bool, needsRehash bool, err error) {
 	p, err := h.parse(encoded)
 	if err != nil {
@@ -233,6 +233,11 @@ func (h *Hasher) ForgetCosts() {
 	h.costMu.Unlock()
 }
 
+// maxPad caps the time checks are padded to: a stored hash of a pathological
+// cost (pbkdf2 at millions of iterations, bcrypt at cost 16) stands out
+// rather than slowing every login to its time.
+const maxPad = 3 * time.Second
+
 // maxKinds bounds the kinds of hash whose cost h remembers (stored hashes
 // are data: a users table may hold many).
 const maxKinds = 64
@@ -259,6 +264,7 @@ func (h *Hasher) pad(ctx context.Context, kind string, work time.Duration) {
 	for _, d := range h.costs {
 		floor = max(floor, d)
 	}
+	floor = min(floor, maxPad)
 	h.costMu.Unlock()
 	wait := floor - work
 	if wait <= 0 {
