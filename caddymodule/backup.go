@@ -281,7 +281,7 @@ func (a *adminAPI) serveBackup(w http.ResponseWriter, r *http.Request) error {
 	}
 	sdb, key, release, err := resolveUsersDB(r.URL.Query().Get("users_db"))
 	if err != nil {
-		return apiError(err)
+		return a.apiError("backup", err)
 	}
 	defer release()
 	if sdb.db == nil {
@@ -290,7 +290,7 @@ func (a *adminAPI) serveBackup(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	tx, err := sdb.db.Begin(false)
 	if err != nil {
-		return apiError(err)
+		return a.apiError("backup", err)
 	}
 	defer tx.Rollback()
 	w.Header().Set("Content-Type", "application/octet-stream")

@@ -307,6 +307,12 @@ type SessionAuth struct {
 	// cookieWarned: an upstream's Set-Cookie for our cookies was logged
 	// (cookieguard.go).
 	cookieWarned *atomic.Bool
+	// badNumber is the first number out of range in the JSON config
+	// (confignumbers.go).
+	badNumber error
+	// cookieDomain is CookieDomain as browsers store it: lower case, no
+	// leading dot (cookies.go).
+	cookieDomain string
 }
 
 // IdentityHeaders names the headers set on requests to the upstream.
@@ -338,6 +344,9 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	s.slogger = ctx.Slogger()
 	s.inflight = new(atomic.Int64)
 	s.cookieWarned = new(atomic.Bool)
+	if err := s.checkNumbers(); err != nil {
+		return err
+	}
 	s.setDefaults()
 	var err error
 	if s.origins, err = parseOrigins(s.CORSOrigins); err != nil {
@@ -428,6 +437,7 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 func (s *SessionAuth) setDefaults() {
 	// {env.VAR} in JSON, as {$VAR} in a Caddyfile (replaced when adapting).
 	s.UsersDB = strings.TrimSpace(caddy.NewReplacer().ReplaceKnown(s.UsersDB, ""))
+	s.cookieDomain = normalCookieDomain(s.CookieDomain)
 	if s.UsersDB == "" {
 		s.UsersDB = filepath.Join(caddy.AppDataDir(), "session_auth", "users.db")
 	}
@@ -513,6 +523,9 @@ func (s *SessionAuth) Validate() error {
 	}
 	if s.CookieSecure != cookieSecureAuto && s.CookieSecure != cookieSecureAlways {
 		return fmt.Errorf("cookie_secure: want auto or always, got %q", s.CookieSecure)
+	}
+	if err := checkCookieDomain(s.CookieDomain); err != nil {
+		return err
 	}
 	for _, name := range []string{s.SessionCookie, s.CSRFCookie} {
 		if !validCookieName(name) {

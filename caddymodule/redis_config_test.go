@@ -94,3 +94,36 @@ func jsonConfig(t *testing.T, usersDB, fields string) string {
 	return fmt.Sprintf(`{"admin":{"disabled":true},"apps":{"http":{"servers":{"s":{"listen":["127.0.0.1:%d"],"routes":[{"handle":[{"handler":"session_auth","users_db":%s,%s}]}]}}}}}`,
 		freePort(t), quote(usersDB), fields)
 }
+
+// A Redis or Sentinel URL whose password holds characters URLs reserve
+// (pasted unescaped) never shows it, or a piece of it, in the load error,
+// from a Caddyfile or JSON alike.
+func TestRedisURLPasswordNotInLoadError(t *testing.T) {
+	dir := t.TempDir()
+	for _, u := range []string{
+		"redis+sentinel://user:Pa55/wOrdX@127.0.0.1:26379,127.0.0.1:26380/mymaster",
+		"redis+sentinel://:Pa55#wOrdX@127.0.0.1:26379/mymaster",
+		"redis+sentinel://user:Pa55?wOrdX@127.0.0.1:26379/mymaster/0",
+		"rediss+sentinel://Pa55/wOrdX@127.0.0.1:26379/mymaster",
+		"redis://:Pa55/wOrdX@127.0.0.1:6379/0",
+		"redis://user:Pa55#wOrdX@127.0.0.1:6379/0",
+		"redis://127.0.0.1:6379/0?password=Pa55@wOrdX",
+	} {
+		cfg, err := adapt(fmt.Sprintf(":%d {\n\tsession_auth {\n\t\tusers_db %s\n\t\tredis %q\n\t}\n}", freePort(t), filepath.Join(dir, "u.db"), u))
+		if err != nil {
+			t.Fatalf("%s: adapting: %v", u, err)
+		}
+		errCaddyfile := caddy.Load(cfg, true)
+		errJSON := caddy.Load([]byte(jsonConfig(t, filepath.Join(dir, "u.db"), `"redis":`+quote(u))), true)
+		for what, err := range map[string]error{"Caddyfile": errCaddyfile, "JSON": errJSON} {
+			if err == nil {
+				caddy.Stop()
+				t.Errorf("%s %s: loaded", what, u)
+				continue
+			}
+			if strings.Contains(err.Error(), "Pa55") || strings.Contains(err.Error(), "wOrd") {
+				t.Errorf("%s %s: the error shows (part of) the password: %v", what, u, err)
+			}
+		}
+	}
+}

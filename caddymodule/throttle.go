@@ -45,7 +45,8 @@ const (
 // banned, logins for it get 429 with Retry-After, even with the right
 // password, before any password is checked. A successful login clears its
 // username's count (not its IP's). Wrong old passwords on the password
-// change endpoint count too. Zero fields take the defaults.
+// change endpoint count too. Fields left out take the defaults (a zero or
+// negative one written in a config is refused).
 //
 // Each password check is counted before it runs, so that concurrent
 // requests (on any number of instances sharing Redis) never get more than
@@ -81,7 +82,8 @@ type LoginThrottle struct {
 // Ban set, until Ban has passed. While locked, logins from other IPs get
 // 429 before any password is checked. Any successful login clears the
 // count. Counted with the login throttle's store (Redis when set, shared
-// by every instance; fail closed). Zero fields take the defaults.
+// by every instance; fail closed). Fields left out take the defaults (a
+// zero or negative one written in a config is refused).
 type LoginLockout struct {
 	// Off disables the lockout.
 	Off bool `json:"off,omitempty"`
