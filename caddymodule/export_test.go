@@ -33,4 +33,3 @@ func UseCheapHashes() {
 	hasherParams = passwords.Params{Memory: 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 	hashers.hasher = nil
 }
-
