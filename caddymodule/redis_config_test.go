@@ -109,11 +109,12 @@ func TestRedisURLPasswordNotInLoadError(t *testing.T) {
 		"redis://user:Pa55#wOrdX@127.0.0.1:6379/0",
 		"redis://127.0.0.1:6379/0?password=Pa55@wOrdX",
 	} {
-		cfg, err := adapt(fmt.Sprintf(":%d {\n\tsession_auth {\n\t\tusers_db %s\n\t\tredis %q\n\t}\n}", freePort(t), filepath.Join(dir, "u.db"), u))
-		if err != nil {
-			t.Fatalf("%s: adapting: %v", u, err)
+		// The Caddyfile refuses the URL when adapting (with the line); were
+		// it to adapt, loading must refuse it.
+		cfg, errCaddyfile := adapt(fmt.Sprintf(":%d {\n\tsession_auth {\n\t\tusers_db %s\n\t\tredis %q\n\t}\n}", freePort(t), filepath.Join(dir, "u.db"), u))
+		if errCaddyfile == nil {
+			errCaddyfile = caddy.Load(cfg, true)
 		}
-		errCaddyfile := caddy.Load(cfg, true)
 		errJSON := caddy.Load([]byte(jsonConfig(t, filepath.Join(dir, "u.db"), `"redis":`+quote(u))), true)
 		for what, err := range map[string]error{"Caddyfile": errCaddyfile, "JSON": errJSON} {
 			if err == nil {
