@@ -538,7 +538,3 @@ func (s *SessionAuth) resendEmail(w http.ResponseWriter, r *http.Request, _ auth
 	}
 	writeJSON(w, http.StatusOK, bodyOK)
 }
-
-// forgetSessions drops the user's sessions from the session index (all
-// but keep's), once an epoch change has ended them.
-func (s *SessionAuth) forgetSessions(ctx context.Context, userID int64, keep string) {}

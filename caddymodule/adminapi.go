@@ -36,6 +36,9 @@ func init() {
 //	POST /session-auth/add-to-group    groupRequest
 //	POST /session-auth/remove-from-group groupRequest
 //	POST /session-auth/rotate-key      {}
+//	POST /session-auth/list-sessions   userRequest
+//	POST /session-auth/end-sessions    userRequest
+//	POST /session-auth/verify-email    userRequest
 //
 // Each takes ?users_db=<path> to choose among several open users databases.
 // Errors are Caddy's admin API errors: {"error":"…"} with a 4xx or 5xx.
@@ -121,6 +124,16 @@ var adminOps = map[string]adminOp{
 	"remove-from-group": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r groupRequest) (any, error) {
 		return ua.removeFromGroup(ctx, r)
 	})},
+	// sessionadmin.go
+	"list-sessions": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r userRequest) (any, error) {
+		return ua.listSessions(ctx, r)
+	})},
+	"end-sessions": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r userRequest) (any, error) {
+		return ua.endSessions(ctx, r)
+	})},
+	"verify-email": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r userRequest) (any, error) {
+		return ua.setEmailVerified(ctx, r)
+	})},
 	"rotate-key": {http.MethodPost, func(ctx context.Context, ua storeAdmin, body []byte) (any, error) {
 		if b := bytes.TrimSpace(body); len(b) > 0 && string(b) != "{}" {
 			return nil, badRequest("rotate-key takes no parameters (an empty body or {})")
@@ -158,11 +171,14 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	// don't let a client that went away hold one.
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 	defer cancel()
-	result, err := op.run(ctx, storeAdmin{accounts: &accounts.Service{Store: sdb.users, Hasher: processHasher()}, unbanUsername: unban}, body)
+	stores := func() []sessionAccess { return sessionStoresOf(dbKey) }
+	result, err := op.run(ctx, storeAdmin{accounts: &accounts.Service{Store: sdb.users, Hasher: processHasher()}, unbanUsername: unban,
+		sessionStores: stores}, body)
 	if err != nil {
 		return apiError(err)
 	}
 	a.audit(name, result)
+	a.auditEvent(name, result, r)
 	w.Header().Set("Content-Type", "application/json")
 	return json.NewEncoder(w).Encode(result)
 }
@@ -183,6 +199,38 @@ func (a *adminAPI) audit(op string, result any) {
 	case *rotateKeyResult:
 		a.logger.Info(op, zap.String("kid", res.KeyID))
 	}
+}
+
+// auditEvent writes the security event of an admin API change on the
+// audit logger (http.handlers.session_auth.audit), as the handlers write
+// theirs: user_created, user_changed (with change, the operation) or
+// user_deleted, with actor admin_api and the caller's address.
+func (a *adminAPI) auditEvent(op string, result any, r *http.Request) {
+	res, ok := result.(*userResult)
+	if !ok || !res.Changed {
+		if ir, ok := result.(*importResult); ok && ir.Imported > 0 {
+			caddy.Log().Named(auditLogName).Info(auditUserCreated, zap.String("event", auditUserCreated),
+				zap.String("actor", "admin_api"), zap.String("remote_addr", r.RemoteAddr),
+				zap.String("change", op), zap.Int("imported", ir.Imported))
+		}
+		return
+	}
+	event := auditUserChanged
+	switch op {
+	case "create-user":
+		event = auditUserCreated
+	case "delete-user":
+		event = auditUserDeleted
+	}
+	fields := []zap.Field{zap.String("event", event), zap.Int64("user_id", res.User.ID), zap.String("username", res.User.Username),
+		zap.String("actor", "admin_api"), zap.String("remote_addr", r.RemoteAddr)}
+	if event == auditUserChanged {
+		fields = append(fields, zap.String("change", op))
+	}
+	if res.group != "" {
+		fields = append(fields, zap.String("group", res.group))
+	}
+	caddy.Log().Named(auditLogName).Info(event, fields...)
 }
 
 func apiError(err error) error {

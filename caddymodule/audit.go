@@ -42,8 +42,12 @@ const (
 	reasonUnverified     = "unverified"
 )
 
-// auditLoggerName is the audit logger's name under Caddy's logging.
-const auditLoggerName = "audit"
+// auditLoggerName is the audit logger's name under the handler's logger;
+// auditLogName is the whole name (the admin API logs there too).
+const (
+	auditLoggerName = "audit"
+	auditLogName    = "http.handlers.session_auth.audit"
+)
 
 // auditEntry is one event; zero fields are left out.
 type auditEntry struct {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/djangoimport"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/passwords"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/sessions"
 	userbolt "github.com/caddy-session-auth/caddy-session-auth/caddymodule/users/bolt"
 )
 
@@ -84,6 +85,7 @@ func configureCommand(cmd *cobra.Command) {
 		setActiveCommand(false), setActiveCommand(true),
 		deleteUserCommand(), listUsersCommand(), importDjangoCommand(), unbanCommand(),
 		groupCommand(true), groupCommand(false), rotateKeyCommand(), // groupadmin.go
+		listSessionsCommand(), endSessionsCommand(), verifyEmailCommand(), // sessionadmin.go
 	} {
 		sub.Args = cobra.NoArgs
 		if sub.Name() == "import-django" {
@@ -555,7 +557,13 @@ func openLocalAdmin(path string, mayCreate bool) (userAdmin, func() error, error
 		db.Close()
 		return nil, nil, fmt.Errorf("users db %s: %v", path, err)
 	}
-	return newStoreAdmin(store, passwords.NewHasher(passwords.DefaultParams, 0)), db.Close, nil
+	ua := newStoreAdmin(store, passwords.NewHasher(passwords.DefaultParams, 0))
+	// Sessions kept in the users_db file (no Redis) are listed and ended
+	// here too; the epoch ends the others.
+	if ss, err := sessions.NewBoltStore(db, 0); err == nil {
+		ua.sessionStores = func() []sessionAccess { return []sessionAccess{{store: ss, index: ss}} }
+	}
+	return ua, db.Close, nil
 }
 
 // adminClient sends userAdmin requests to the admin.api.session_auth
