@@ -52,7 +52,8 @@ const maxAdminBody = 64 << 20
 // database they use, so the server never has to stop. The `caddy
 // session-auth` commands use it with --config.
 type adminAPI struct {
-	logger *zap.Logger
+	logger   *zap.Logger
+	auditLog *zap.Logger // the handlers' audit logger's name and outputs
 }
 
 // CaddyModule returns the Caddy module information.
@@ -66,6 +67,9 @@ func (adminAPI) CaddyModule() caddy.ModuleInfo {
 // Provision sets up the module.
 func (a *adminAPI) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger(a)
+	// Named as the handlers' audit lines, so that one `log` block with
+	// `include http.handlers.session_auth.audit` gets them all.
+	a.auditLog = ctx.Logger(SessionAuth{}).Named(auditLoggerName)
 	return nil
 }
 
@@ -209,7 +213,7 @@ func (a *adminAPI) auditEvent(op string, result any, r *http.Request) {
 	res, ok := result.(*userResult)
 	if !ok || !res.Changed {
 		if ir, ok := result.(*importResult); ok && ir.Imported > 0 {
-			caddy.Log().Named(auditLogName).Info(auditUserCreated, zap.String("event", auditUserCreated),
+			a.auditLog.Info(auditUserCreated, zap.String("event", auditUserCreated),
 				zap.String("actor", "admin_api"), zap.String("remote_addr", r.RemoteAddr),
 				zap.String("change", op), zap.Int("imported", ir.Imported))
 		}
@@ -230,7 +234,7 @@ func (a *adminAPI) auditEvent(op string, result any, r *http.Request) {
 	if res.group != "" {
 		fields = append(fields, zap.String("group", res.group))
 	}
-	caddy.Log().Named(auditLogName).Info(event, fields...)
+	a.auditLog.Info(event, fields...)
 }
 
 func apiError(err error) error {

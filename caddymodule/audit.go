@@ -42,12 +42,9 @@ const (
 	reasonUnverified     = "unverified"
 )
 
-// auditLoggerName is the audit logger's name under the handler's logger;
-// auditLogName is the whole name (the admin API logs there too).
-const (
-	auditLoggerName = "audit"
-	auditLogName    = "http.handlers.session_auth.audit"
-)
+// auditLoggerName is the audit logger's name under the handler's logger
+// (http.handlers.session_auth.audit; the admin API logs there too).
+const auditLoggerName = "audit"
 
 // auditEntry is one event; zero fields are left out.
 type auditEntry struct {
