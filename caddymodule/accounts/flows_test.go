@@ -185,3 +185,20 @@ func TestResetAndVerifyFlows(t *testing.T) {
 		}
 	})
 }
+
+// Imported (Django) users with an address count as verified.
+func TestImportedUsersAreVerified(t *testing.T) {
+	backends(t, func(t *testing.T, s *accounts.Service) {
+		ctx := context.Background()
+		in := []*users.User{{ID: 5, Username: "dj", Email: "dj@example.com", IsActive: true}, {ID: 6, Username: "noaddr", IsActive: true}}
+		if _, _, err := s.Import(ctx, in, false); err != nil {
+			t.Fatal(err)
+		}
+		if u, _ := s.Store.ByID(ctx, 5); !u.EmailVerified {
+			t.Error("imported user with an address is not verified")
+		}
+		if u, _ := s.Store.ByID(ctx, 6); u.EmailVerified {
+			t.Error("imported user without an address is verified")
+		}
+	})
+}
