@@ -326,7 +326,7 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	if err := s.public.Provision(ctx); err != nil {
 		return fmt.Errorf("public: %v", err)
 	}
-	if s.page, err = newSigninPage(s.APIPrefix, s.CSRFCookie, s.Registration == registrationOpen); err != nil {
+	if s.page, err = newSigninPage(s.APIPrefix, s.CSRFCookie, s.Registration == registrationOpen, s.SMTP != ""); err != nil {
 		return err
 	}
 	if s.routes, err = s.buildRoutes(); err != nil {

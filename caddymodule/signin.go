@@ -36,8 +36,11 @@ type signinPage struct {
 
 // newSigninPage renders the page once. With registration closed the page
 // has no registration form at all (and says so in data-registration, for
-// the script and for anyone styling the page).
-func newSigninPage(apiPrefix, csrfCookie string, registration bool) (signinPage, error) {
+// the script and for anyone styling the page); with mail (smtp set) it
+// has "Forgot password?", the reset request and reset confirm forms, and
+// follows the links of reset and verification mails (#reset-confirm/uid/
+// token, #verify/key: in the fragment, which no server sees).
+func newSigninPage(apiPrefix, csrfCookie string, registration, mail bool) (signinPage, error) {
 	prefix, _ := json.Marshal(apiPrefix)
 	cookie, _ := json.Marshal(csrfCookie)
 	script := strings.Replace(signinJS, "API_PREFIX", string(prefix), 1)
@@ -51,7 +54,8 @@ func newSigninPage(apiPrefix, csrfCookie string, registration bool) (signinPage,
 		Style        template.CSS
 		Script       template.JS
 		Registration bool
-	}{template.CSS(signinCSS), template.JS(script), registration})
+		Mail         bool // password reset and e-mail verification
+	}{template.CSS(signinCSS), template.JS(script), registration, mail})
 	if err != nil {
 		return signinPage{}, err
 	}
