@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -266,7 +268,11 @@ func TestResetWithSMTPDownOrSlow(t *testing.T) {
 		{"hung", "smtp://" + hung.Addr().String()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := startSite(t, "", "smtp "+tc.url+"\nemail_from noreply@example.com\nsmtp_timeout 3s\nemail_verification optional\n")
+			logPath := filepath.Join(t.TempDir(), "sidecar.log")
+			s := startCustomSite(t, siteConfig{
+				global: "log sidecar {\n\t\toutput file " + logPath + "\n\t\tformat json\n\t\tinclude http.handlers.session_auth\n\t}",
+				extra:  throttlesOff + "smtp " + tc.url + "\nemail_from noreply@example.com\nsmtp_timeout 2s\nemail_verification optional\n",
+			})
 			s.register(t, "fay", "fay@example.com", strongPassword)
 			for range 3 {
 				start := time.Now()
@@ -276,6 +282,24 @@ func TestResetWithSMTPDownOrSlow(t *testing.T) {
 				}
 			}
 			s.login(t, "fay", strongPassword) // logins go on
+			// The log says what was lost (the link never).
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				b, _ := os.ReadFile(logPath)
+				if n := strings.Count(string(b), `"msg":"account mail not sent"`); n >= 2 {
+					if strings.Contains(string(b), "reset-confirm") {
+						t.Fatal("the log holds a reset link")
+					}
+					if !strings.Contains(string(b), `"to":"fay@example.com"`) || !strings.Contains(string(b), `"kind":"password_reset"`) {
+						t.Fatalf("log lines lack the recipient or kind:\n%s", b)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no \"account mail not sent\" lines in the log:\n%s", b)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
 		})
 	}
 }
