@@ -339,7 +339,7 @@ func TestRequireConfig(t *testing.T) {
 		{"require staff /x GET", `"GET" is not a path pattern`},
 		{"identity_token_issuer https://x", "identity_token_issuer needs identity_token"},
 		{"identity_token a b", "wrong argument count"},
-		{"identity_headers a b c d e", "wrong argument count"},
+		{"identity_headers a b c d e f", "wrong argument count"},
 	} {
 		_, err := adapt(":8000 {\n\tsession_auth {\n\t\t" + b.body + "\n\t}\n}")
 		if err == nil || !strings.Contains(err.Error(), b.want) || !strings.Contains(err.Error(), "Caddyfile:3") {

@@ -46,9 +46,15 @@ func assertIdentity(t *testing.T, what string, h map[string][]string, id, userna
 	if got, ok := h["X-Auth-Groups"]; ok && (len(got) != 1 || got[0] != "") {
 		t.Errorf("%s: X-Auth-Groups = %q, want [\"\"] or none", what, got)
 	}
+	// The e-mail of a registered user is not verified: the gate says
+	// false (forward_auth's copy_headers may leave it out).
+	if got, ok := h["X-Auth-Email-Verified"]; ok && (len(got) != 1 || got[0] != "false") {
+		t.Errorf("%s: X-Auth-Email-Verified = %q, want [false] or none", what, got)
+	}
 	for k, v := range h {
 		n := strings.NewReplacer("-", "", "_", "", ".", "").Replace(strings.ToLower(k))
-		if strings.HasPrefix(n, "xauth") && k != "X-Auth-User-Id" && k != "X-Auth-Username" && k != "X-Auth-Email" && k != "X-Auth-Groups" {
+		if strings.HasPrefix(n, "xauth") && k != "X-Auth-User-Id" && k != "X-Auth-Username" && k != "X-Auth-Email" && k != "X-Auth-Groups" &&
+			k != "X-Auth-Email-Verified" {
 			t.Errorf("%s: spoofed %s: %v reached the upstream", what, k, v)
 		}
 	}
