@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 // list-sessions, end-sessions and verify-email through the running
@@ -66,4 +68,29 @@ func TestCLISessionsAndVerify(t *testing.T) {
 		t.Fatalf("X-Auth-Email-Verified %q after verify-email", got)
 	}
 	l.assertNoSecrets(strongPassword, s1.id, s2.id)
+}
+
+// With --db (Caddy stopped), sessions kept in the users_db file are listed
+// and ended too.
+func TestCLISessionsWithDB(t *testing.T) {
+	s := startSite(t, "", "")
+	if r := s.register(t, "kit", "kit@example.com", strongPassword); r.StatusCode != 201 {
+		t.Fatalf("register: %d", r.StatusCode)
+	}
+	s.loginUA(t, "kit", strongPassword, "UA db")
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	l := &cliLog{t: t}
+	db := []string{"--db", s.dbPath}
+	r := l.ok("", append([]string{"list-sessions", "--username", "kit", "--json"}, db...)...)
+	var list []sessionEntry
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list) != 1 || list[0].UserAgent != "UA db" {
+		t.Fatalf("list-sessions --db: %v %q", err, r.stdout)
+	}
+	l.ok("", append([]string{"end-sessions", "--username", "kit"}, db...)...)
+	r = l.ok("", append([]string{"list-sessions", "--username", "kit", "--json"}, db...)...)
+	if strings.TrimSpace(r.stdout) != "[]" {
+		t.Fatalf("after end-sessions --db: %q", r.stdout)
+	}
 }
