@@ -95,12 +95,9 @@ func (s *SessionAuth) checkMailSettings() error {
 		return fmt.Errorf("email_verification: want off, optional or mandatory, got %q", s.EmailVerification)
 	}
 	if s.SMTP == "" {
-		for name, v := range map[string]string{"email_from": s.EmailFrom, "smtp_tls_ca": s.SMTPTLSCA,
-			"password_reset_url": s.PasswordResetURL, "email_verify_url": s.EmailVerifyURL} {
-			if v != "" {
-				return fmt.Errorf("%s needs smtp (the server account mail is sent through)", name)
-			}
-		}
+		// The other mail settings are ignored without smtp (as the
+		// Redis-only ones without redis), so that a config can leave
+		// smtp to an environment variable; verification cannot be.
 		if s.EmailVerification != "" && s.EmailVerification != emailVerificationOff {
 			return fmt.Errorf("email_verification %s needs smtp (the server verification mail is sent through)", s.EmailVerification)
 		}

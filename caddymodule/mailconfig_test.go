@@ -60,7 +60,6 @@ func TestMailConfig(t *testing.T) {
 		{map[string]string{"smtp": "smtp://mail.example.com", "email_from": "a@example.com", "email_verify_url": "https://app.example.com/verify"}, "must contain {key}"},
 		{map[string]string{"smtp": "smtp://mail.example.com", "email_from": "a@example.com", "email_verification": "sometimes"}, "want off, optional or mandatory"},
 		{map[string]string{"email_verification": "mandatory"}, "needs smtp"},
-		{map[string]string{"email_from": "a@example.com"}, "email_from needs smtp"},
 	}
 	for _, c := range cases {
 		// JSON
