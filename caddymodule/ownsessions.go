@@ -47,14 +47,23 @@ type sessionJSON struct {
 // generations swapped every touchEvery: a session found in neither was
 // not touched for at least touchEvery.
 type seenSet struct {
-	mu        sync.Mutex
+	mu        sync.RWMutex
 	cur, prev map[string]struct{}
 	swapped   time.Time
 	busy      atomic.Int32 // touches running
 }
 
 // due reports whether token's session should be touched now, and marks it.
+// The common answer (no: touched lately) takes only the read lock.
 func (t *seenSet) due(token string, now time.Time) bool {
+	t.mu.RLock()
+	_, inCur := t.cur[token]
+	_, inPrev := t.prev[token]
+	fresh := now.Sub(t.swapped) < touchEvery
+	t.mu.RUnlock()
+	if fresh && (inCur || inPrev) {
+		return false
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if now.Sub(t.swapped) >= touchEvery || t.cur == nil {
