@@ -48,6 +48,14 @@ func TestCLISessionsAndVerify(t *testing.T) {
 		t.Fatalf("after end-sessions: %q", r.stdout)
 	}
 
+	// A password set by an operator ends the sessions through the epoch
+	// alone: the list drops them as well.
+	a.loginUA(t, "jo", strongPassword, "UA three")
+	l.ok("An0ther-Secret-Words\n", append([]string{"set-password", "--username", "jo", "--password-stdin"}, via...)...)
+	r = l.ok("", append([]string{"list-sessions", "--username", "jo", "--json"}, via...)...)
+	if strings.TrimSpace(r.stdout) != "[]" {
+		t.Fatalf("after set-password: %q", r.stdout)
+	}
 	users := l.listJSON(via...)
 	if byUsername(users, "jo")["email_verified"] != false {
 		t.Fatalf("a registered user is verified: %v", byUsername(users, "jo"))
@@ -63,11 +71,11 @@ func TestCLISessionsAndVerify(t *testing.T) {
 	if !strings.Contains(r.stdout, "verified already") {
 		t.Errorf("verify-email again: %q", r.stdout)
 	}
-	e := a.do(t, req{method: "GET", path: "/x", session: a.login(t, "jo", strongPassword)}).echo(t)
+	e := a.do(t, req{method: "GET", path: "/x", session: a.login(t, "jo", "An0ther-Secret-Words")}).echo(t)
 	if got := e.Headers["X-Auth-Email-Verified"]; len(got) != 1 || got[0] != "true" {
 		t.Fatalf("X-Auth-Email-Verified %q after verify-email", got)
 	}
-	l.assertNoSecrets(strongPassword, s1.id, s2.id)
+	l.assertNoSecrets(strongPassword, "An0ther-Secret-Words", s1.id, s2.id)
 }
 
 // With --db (Caddy stopped), sessions kept in the users_db file are listed
