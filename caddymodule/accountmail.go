@@ -173,6 +173,11 @@ func (s *SessionAuth) provisionMail() error {
 		return err
 	}
 	s.mail = &accountMail{mailer: m, tokens: tokenHolder{sec: sec}}
+	if s.PasswordResetURL == "" || (s.EmailVerifyURL == "" && s.EmailVerification != emailVerificationOff) {
+		s.logger.Warn("account mail links point at the built-in page on the host each request names: " +
+			"set password_reset_url and email_verify_url unless this site answers only for its own host names " +
+			"(a site that matches any Host lets a client choose where the links in the mails go)")
+	}
 	return nil
 }
 
