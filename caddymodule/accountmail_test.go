@@ -3,6 +3,7 @@ package caddymodule_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -338,4 +339,55 @@ func TestResetSameTiming(t *testing.T) {
 		t.Fatalf("known and unknown addresses answer in different times: %v vs %v", mk, mu)
 	}
 	mail.WaitFor(t, "timed7@example.com", 20*time.Second, nil)
+}
+
+// caddy_session_auth_mails_total counts sent and failed mails.
+func TestMailMetrics(t *testing.T) {
+	mail := testsmtp.Start(t, testsmtp.Plain)
+	s := startSite(t, "", "")
+	mport := freePort(t)
+	load := func(smtpURL string) {
+		s.load(fmt.Sprintf(`{
+	admin off
+	persist_config off
+}
+http://127.0.0.1:%d {
+	session_auth {
+		users_db %s
+		register_throttle off
+		smtp %s
+		email_from noreply@example.com
+		smtp_timeout 2s
+	}
+	reverse_proxy %s
+}
+http://127.0.0.1:%d {
+	metrics
+}
+`, s.port, s.dbPath, smtpURL, strings.TrimPrefix(s.upstream.URL, "http://"), mport))
+		s.client.CloseIdleConnections()
+	}
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d", mport)
+	sent := `caddy_session_auth_mails_total{kind="password_reset",result="sent"}`
+	failed := `caddy_session_auth_mails_total{kind="password_reset",result="failed"}`
+	load(mail.URL())
+	s.register(t, "met", "met@example.com", strongPassword)
+	sent0, failed0 := metricValue(t, s, metricsURL, sent), metricValue(t, s, metricsURL, failed)
+	s.post(t, "/api/password/reset/", map[string]string{"email": "met@example.com"})
+	mail.WaitFor(t, "met@example.com", 10*time.Second, nil)
+	waitMetric(t, s, metricsURL, sent, sent0+1)
+	load("smtp://127.0.0.1:" + strconv.Itoa(freePort(t)))
+	s.post(t, "/api/password/reset/", map[string]string{"email": "met@example.com"})
+	waitMetric(t, s, metricsURL, failed, failed0+1)
+}
+
+func waitMetric(t *testing.T, s *site, metricsURL, name string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for metricValue(t, s, metricsURL, name) < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v, want %v", name, metricValue(t, s, metricsURL, name), want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
