@@ -307,3 +307,67 @@ func (s *RedisStore) RemoveUserSessions(user int64, keys ...string) error {
 		return err
 	})
 }
+
+// pruneBatch bounds the users PruneUserIndex looks at per read transaction.
+const pruneBatch = 1000
+
+// PruneUserIndex drops the index entries of expired sessions (and the
+// buckets of users left with none), for users who never log in again;
+// the cleanup goroutine calls it after DeleteExpired. It returns how many
+// users' entries it pruned.
+func (s *BoltStore) PruneUserIndex() (int, error) {
+	pruned := 0
+	var from []byte
+	for {
+		var users []int64
+		var next []byte
+		now := time.Now()
+		err := s.db.View(func(tx *bbolt.Tx) error {
+			root := tx.Bucket(userSessionsBucket)
+			if root == nil {
+				return nil
+			}
+			c := root.Cursor()
+			k, _ := c.First()
+			if from != nil {
+				k, _ = c.Seek(from)
+			}
+			for n := 0; k != nil; k, _ = c.Next() {
+				if n == pruneBatch {
+					next = append([]byte(nil), k...)
+					return nil
+				}
+				n++
+				b := root.Bucket(k)
+				if b == nil || len(k) != 8 {
+					continue
+				}
+				stale := false
+				_ = b.ForEach(func(_, v []byte) error {
+					var info SessionInfo
+					if json.Unmarshal(v, &info) != nil || !info.Expiry.After(now) {
+						stale = true
+					}
+					return nil
+				})
+				if stale {
+					users = append(users, int64(binary.BigEndian.Uint64(k)))
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return pruned, err
+		}
+		for _, u := range users {
+			if err := s.RemoveUserSessions(u); err != nil {
+				return pruned, err
+			}
+			pruned++
+		}
+		if next == nil || s.stopping() {
+			return pruned, nil
+		}
+		from = next
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/bbolt"
+
 	"github.com/caddy-session-auth/caddy-session-auth/internal/testredis"
 )
 
@@ -86,4 +88,29 @@ func TestUserIndex(t *testing.T) {
 		srv := testredis.Start(t)
 		run(t, NewRedisStore(openClient(t, srv.URL(), RedisOptions{}), srv.Prefix, 0))
 	})
+}
+
+// The bbolt cleanup drops index entries of sessions that expired, for
+// users who never come back.
+func TestBoltPruneUserIndex(t *testing.T) {
+	s, _ := newBoltStore(t, 0)
+	now := time.Now()
+	s.AddUserSession(1, SessionInfo{Key: "live", Expiry: now.Add(time.Hour)})
+	s.AddUserSession(1, SessionInfo{Key: "gone", Expiry: now.Add(10 * time.Millisecond)})
+	s.AddUserSession(2, SessionInfo{Key: "gone2", Expiry: now.Add(10 * time.Millisecond)})
+	time.Sleep(20 * time.Millisecond)
+	n, err := s.PruneUserIndex()
+	if err != nil || n != 2 {
+		t.Fatalf("PruneUserIndex = %d, %v; want 2 users pruned", n, err)
+	}
+	var users, entries int
+	s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(userSessionsBucket).ForEach(func(k, _ []byte) error {
+			users++
+			return tx.Bucket(userSessionsBucket).Bucket(k).ForEach(func(_, _ []byte) error { entries++; return nil })
+		})
+	})
+	if users != 1 || entries != 1 {
+		t.Fatalf("%d user buckets with %d entries left, want 1 with 1", users, entries)
+	}
 }
