@@ -40,7 +40,7 @@ func init() {
 //	POST /session-auth/end-sessions    userRequest
 //	POST /session-auth/verify-email    userRequest
 //
-// Each takes ?users_db=<path> to choose among several open users databases.
+// Each takes ?users_db=<path or URL> to choose among several open users databases.
 // Errors are Caddy's admin API errors: {"error":"…"} with a 4xx or 5xx.
 const adminAPIBase = "/session-auth/"
 
@@ -176,7 +176,7 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 	defer cancel()
 	stores := func() []sessionAccess { return sessionStoresOf(dbKey) }
-	result, err := op.run(ctx, storeAdmin{accounts: &accounts.Service{Store: sdb.users, Hasher: processHasher()}, unbanUsername: unban,
+	result, err := op.run(ctx, storeAdmin{accounts: &accounts.Service{Store: sdb.users, Hasher: processHasher(), Scheme: sdb.scheme}, unbanUsername: unban,
 		sessionStores: stores}, body)
 	if err != nil {
 		return apiError(err)
@@ -245,10 +245,11 @@ func apiError(err error) error {
 }
 
 // resolveUsersDB finds the open users database to work on: the only one, or
-// the one named by want (the users_db of the config, as written there or
-// absolute; a relative path is also matched as a suffix, in case the CLI
-// runs in another directory than Caddy), and its key. release must be
-// called after use.
+// the one named by want (the users_db of the config: a PostgreSQL URL, or a
+// path as written there or absolute; a relative path is also matched as a
+// suffix, in case the CLI runs in another directory than Caddy), and its
+// key. release must be called after use. Messages name URLs without their
+// password.
 func resolveUsersDB(want string) (*sharedDB, string, func(), error) {
 	var keys []string
 	dbPool.Range(func(k, _ any) bool {
@@ -258,6 +259,10 @@ func resolveUsersDB(want string) (*sharedDB, string, func(), error) {
 		return true
 	})
 	slices.Sort(keys)
+	shown := make([]string, len(keys))
+	for i, k := range keys {
+		shown[i] = displayDBKey(k)
+	}
 	if len(keys) == 0 {
 		return nil, "", nil, &opError{http.StatusNotFound, "no session_auth handler is running in this Caddy (no users database is open)"}
 	}
@@ -267,7 +272,19 @@ func resolveUsersDB(want string) (*sharedDB, string, func(), error) {
 		key = keys[0]
 	case want == "":
 		return nil, "", nil, badRequest("this Caddy has %d users databases open, choose one with --users-db: %s",
-			len(keys), strings.Join(keys, ", "))
+			len(keys), strings.Join(shown, ", "))
+	case isUsersURL(want):
+		want = strings.TrimSpace(want)
+		i := slices.IndexFunc(keys, func(k string) bool { return keyURL(k) == want })
+		if i < 0 {
+			// The URL as the message showed it (password redacted).
+			i = slices.Index(shown, want)
+		}
+		if i < 0 {
+			return nil, "", nil, badRequest("users_db %s is not open in this Caddy; the open users databases: %s",
+				displayDBKey(want), strings.Join(shown, ", "))
+		}
+		key = keys[i]
 	default:
 		clean := filepath.Clean(want)
 		abs, err := filepath.Abs(clean)
@@ -276,7 +293,7 @@ func resolveUsersDB(want string) (*sharedDB, string, func(), error) {
 		}
 		var matches []string
 		for _, k := range keys {
-			if k == abs || (!filepath.IsAbs(clean) && strings.HasSuffix(k, string(filepath.Separator)+clean)) {
+			if k == abs || (!isUsersURL(k) && !filepath.IsAbs(clean) && strings.HasSuffix(k, string(filepath.Separator)+clean)) {
 				matches = append(matches, k)
 			}
 		}
@@ -285,7 +302,7 @@ func resolveUsersDB(want string) (*sharedDB, string, func(), error) {
 		}
 		if len(matches) != 1 {
 			return nil, "", nil, badRequest("users_db %q matches %d of the open users databases: %s",
-				want, len(matches), strings.Join(keys, ", "))
+				want, len(matches), strings.Join(shown, ", "))
 		}
 		key = matches[0]
 	}

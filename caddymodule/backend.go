@@ -83,6 +83,9 @@ func (s *SessionAuth) checkRedisSettings() error {
 	if s.Redis == "" {
 		return nil
 	}
+	if err := checkRedisURL(s.Redis); err != nil { // checks.go
+		return err
+	}
 	scheme, _, _ := strings.Cut(s.Redis, "://")
 	if s.SentinelPassword != "" && scheme != "redis+sentinel" && scheme != "rediss+sentinel" {
 		return fmt.Errorf("sentinel_password: needs a redis+sentinel:// URL in redis")

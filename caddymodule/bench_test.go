@@ -23,6 +23,7 @@ import (
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/accounts"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/rules"
+	"github.com/caddy-session-auth/caddy-session-auth/internal/testpg"
 	"github.com/caddy-session-auth/caddy-session-auth/internal/testredis"
 )
 
@@ -186,7 +187,8 @@ func (s *benchSite) serveLoop(b *testing.B, r *http.Request, w *discardWriter, w
 }
 
 // stores runs fn with sessions in bbolt, then in a real Redis with the
-// session cache (the default) and without it (session_cache off).
+// session cache (the default) and without it (session_cache off), then
+// with users in PostgreSQL and sessions in Redis.
 func stores(b *testing.B, fn func(b *testing.B, s *benchSite)) {
 	b.Run("store=bolt", func(b *testing.B) { fn(b, newBenchSite(b, "")) })
 	b.Run("store=redis", func(b *testing.B) {
@@ -196,6 +198,13 @@ func stores(b *testing.B, fn func(b *testing.B, s *benchSite)) {
 	b.Run("store=redis-nocache", func(b *testing.B) {
 		srv := testredis.Start(b)
 		fn(b, newBenchSiteCache(b, srv.URL(), -1))
+	})
+	// Users in PostgreSQL (the scale-out setup), sessions in Redis with
+	// its cache: the user read is served from the PostgreSQL store's
+	// cache, which NOTIFY keeps exact.
+	b.Run("store=redis+postgres", func(b *testing.B) {
+		srv, pg := testredis.Start(b), testpg.New(b)
+		fn(b, newBenchSiteWith(b, srv.URL(), 0, func(h *caddymodule.SessionAuth) { h.UsersDB = pg.URL }))
 	})
 }
 
@@ -217,6 +226,7 @@ func BenchmarkGateParallel(b *testing.B) {
 	stores(b, func(b *testing.B, s *benchSite) {
 		b.ReportAllocs()
 		b.SetParallelism(16)
+		b.ResetTimer() // not the site's set-up (a PostgreSQL schema takes a second)
 		b.RunParallel(func(pb *testing.PB) {
 			r, w := caddyRequest("GET", "/app/page?q=1")
 			cookie := []string{"sessionid=" + s.sessionID + "; csrftoken=" + s.csrfCookie}

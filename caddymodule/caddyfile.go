@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"strconv"
 
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/passwords"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -19,14 +20,19 @@ func init() {
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	s := new(SessionAuth)
-	err := s.UnmarshalCaddyfile(h.Dispenser)
-	return s, err
+	if err := s.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return s, err
+	}
+	h.Reset()
+	h.Next()
+	return s, checkOneHandlerPerBlock(h) // checks.go
+
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
 //	session_auth {
-//	    users_db             <path>
+//	    users_db             <path> | postgres://<url>
 //	    redis                [<url>]
 //	    redis_key_prefix     <prefix>
 //	    sentinel_password    <password>
@@ -87,9 +93,34 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&s.UsersDB) {
 				return d.ArgErr()
 			}
+		case "django_users":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			s.DjangoUsers = true
+		case "password_hasher":
+			if !d.AllArgs(&s.PasswordHasher) {
+				return d.ArgErr()
+			}
+			if _, err := passwords.ParseScheme(s.PasswordHasher, 0); err != nil {
+				return d.Err(err.Error())
+			}
+		case "pbkdf2_iterations":
+			var n string
+			if !d.AllArgs(&n) {
+				return d.ArgErr()
+			}
+			it, err := strconv.Atoi(n)
+			if err != nil || it < 1 || it > passwords.MaxPBKDF2Iterations {
+				return d.Errf("pbkdf2_iterations: want a number from 1 to %d, got %q", passwords.MaxPBKDF2Iterations, n)
+			}
+			s.PBKDF2Iterations = it
 		case "redis":
 			if !optionalArg(d, &s.Redis, "") {
 				return d.ArgErr()
+			}
+			if err := checkRedisURL(s.Redis); err != nil {
+				return d.Err(err.Error())
 			}
 		case "redis_key_prefix":
 			if !d.AllArgs(&s.RedisKeyPrefix) {
@@ -142,11 +173,17 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(args) == 0 {
 				return d.ArgErr()
 			}
+			if _, err := parseOrigins(args); err != nil {
+				return d.Errf("cors_origins: %v", err)
+			}
 			s.CORSOrigins = append(s.CORSOrigins, args...)
 		case "csrf_trusted_origins":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
 				return d.ArgErr()
+			}
+			if _, err := parseOrigins(args); err != nil {
+				return d.Errf("csrf_trusted_origins: %v", err)
 			}
 			s.CSRFTrustedOrigins = append(s.CSRFTrustedOrigins, args...)
 		case "max_body_size":
@@ -174,11 +211,11 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&v) {
 				return d.ArgErr()
 			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return d.Errf("db_lock_timeout: invalid duration %q", v)
+			dur, err := parseDuration("db_lock_timeout", v)
+			if err != nil {
+				return d.Err(err.Error())
 			}
-			s.DBLockTimeout = caddy.Duration(dur)
+			s.DBLockTimeout = dur
 		case "health_path":
 			if !d.AllArgs(&s.HealthPath) {
 				return d.ArgErr()
@@ -203,6 +240,11 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "login_redirect":
 			if !optionalArg(d, &s.LoginRedirect, "builtin") {
 				return d.ArgErr()
+			}
+			if s.LoginRedirect != "builtin" {
+				if err := checkLoginRedirect(s.LoginRedirect, s.LoginRedirect); err != nil {
+					return d.Err(err.Error())
+				}
 			}
 		case "login_page":
 			if !d.AllArgs(&s.LoginPage) {
@@ -260,7 +302,7 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			var ih IdentityHeaders
 			args := d.RemainingArgs()
 			if len(args) < 3 || len(args) > 5 {
-				return d.ArgErr()
+				return d.Errf("identity_headers: takes %s; got %d", identityHeaderCount, len(args))
 			}
 			ih.UserID, ih.Username, ih.Email = args[0], args[1], args[2]
 			if len(args) >= 4 {
@@ -268,6 +310,9 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			if len(args) == 5 {
 				ih.EmailVerified = args[4]
+			}
+			if err := checkIdentityHeaders(&ih); err != nil {
+				return d.Err(err.Error())
 			}
 			s.IdentityHeaders = &ih
 		default:
@@ -309,7 +354,7 @@ func cookieArgs(d *caddyfile.Dispenser, name *string, maxAge *caddy.Duration) er
 	if len(args) == 2 {
 		dur, err := caddy.ParseDuration(args[1])
 		if err != nil || dur <= 0 {
-			return d.Errf("%s: invalid max age %q", sub, args[1])
+			return d.Errf("%s: invalid max age %q (want %s)", sub, args[1], durationHint)
 		}
 		*maxAge = caddy.Duration(dur)
 	}

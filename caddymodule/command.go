@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,13 +19,11 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
-	bolterrors "go.etcd.io/bbolt/errors"
 	"golang.org/x/term"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/djangoimport"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/passwords"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/sessions"
-	userbolt "github.com/caddy-session-auth/caddy-session-auth/caddymodule/users/bolt"
 )
 
 func init() {
@@ -48,12 +45,15 @@ handler, manages their groups, and rotates the identity token's key.
 
 Every subcommand works in one of two ways:
 
---db FILE
-    Opens the users database (the handler's users_db) directly. Caddy must
-    not be running with it: bbolt allows one process at a time, and the
-    command fails within seconds if the file is in use.
+--db FILE | --db postgres://...
+    Opens the users database (the handler's users_db) directly. For a bbolt
+    file, Caddy must not be running with it: bbolt allows one process at a
+    time, and the command fails within seconds if the file is in use. A
+    PostgreSQL database (a postgres:// or postgresql:// URL) has no such
+    lock: the command works on it while any number of Caddy instances run,
+    and they see the change within a second.
 
---config FILE [--adapter NAME] [--users-db PATH]
+--config FILE [--adapter NAME] [--users-db PATH|URL]
     Goes through the admin API of the Caddy running with that config (the
     admin address is found as 'caddy reload' finds it; --address overrides
     it), which changes the users on the open database: no need to stop the
@@ -74,11 +74,14 @@ standard input. No password or hash is ever printed.
 // session-auth command.
 func configureCommand(cmd *cobra.Command) {
 	pf := cmd.PersistentFlags()
-	pf.String("db", "", "Users database file to open directly (Caddy stopped)")
+	pf.String("db", "", "Users database to open directly: a bbolt file (Caddy stopped) or a postgres:// URL")
 	pf.StringP("config", "c", "", "Config of the running Caddy, to go through its admin API")
 	pf.StringP("adapter", "a", "", "Name of the config adapter (as for caddy reload)")
 	pf.String("address", "", "Admin API address of the running Caddy (instead of finding it in --config)")
-	pf.String("users-db", "", "With --config: which users_db, if the config has several")
+	pf.String("users-db", "", "With --config: which users_db (path or URL), if the config has several")
+	pf.Bool("django-users", false, "With --db postgres://…: the users are Django's auth_user (as django_users)")
+	pf.String("password-hasher", "", "With --django-users: pbkdf2_sha256 (default) or argon2, as password_hasher")
+	pf.Int("pbkdf2-iterations", 0, "With --django-users: pbkdf2_sha256's iterations, as pbkdf2_iterations")
 
 	for _, sub := range []*cobra.Command{
 		createUserCommand(), setPasswordCommand(),
@@ -86,6 +89,7 @@ func configureCommand(cmd *cobra.Command) {
 		deleteUserCommand(), listUsersCommand(), importDjangoCommand(), unbanCommand(),
 		groupCommand(true), groupCommand(false), rotateKeyCommand(), // groupadmin.go
 		listSessionsCommand(), endSessionsCommand(), verifyEmailCommand(), // sessionadmin.go
+		copyUsersCommand(), // copyusers.go
 	} {
 		sub.Args = cobra.NoArgs
 		if sub.Name() == "import-django" {
@@ -518,7 +522,11 @@ func withAdmin(cmd *cobra.Command, mayCreate bool, fn func(ctx context.Context, 
 		if usersDB != "" || adapter != "" {
 			return errors.New("--users-db and --adapter go with --config, not --db")
 		}
-		ua, closeDB, err := openLocalAdmin(dbPath, mayCreate)
+		key, err := cliDjangoKey(cmd, dbPath) // djangousers.go
+		if err != nil {
+			return err
+		}
+		ua, closeDB, err := openLocalAdmin(ctx, key, mayCreate)
 		if err != nil {
 			return err
 		}
@@ -538,32 +546,25 @@ func withAdmin(cmd *cobra.Command, mayCreate bool, fn func(ctx context.Context, 
 		"--config FILE goes through the running Caddy's admin API")
 }
 
-func openLocalAdmin(path string, mayCreate bool) (userAdmin, func() error, error) {
-	if !mayCreate {
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, fmt.Errorf("users db %s does not exist", path)
-		}
-	}
-	db, err := userbolt.OpenDB(path, dbOpenTimeout)
-	if errors.Is(err, bolterrors.ErrTimeout) {
+func openLocalAdmin(ctx context.Context, path string, mayCreate bool) (userAdmin, func() error, error) {
+	d, err := openCLIUsersDB(ctx, path, !mayCreate)
+	if isLockTimeout(err) {
 		return nil, nil, fmt.Errorf("%w\nIf Caddy is running with this users_db, manage users through it instead: "+
 			"replace --db with --config <its Caddyfile or JSON config>", err)
 	}
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := userbolt.NewStore(db)
-	if err != nil {
-		db.Close()
-		return nil, nil, fmt.Errorf("users db %s: %v", path, err)
-	}
-	ua := newStoreAdmin(store, passwords.NewHasher(passwords.DefaultParams, 0))
-	// Sessions kept in the users_db file (no Redis) are listed and ended
+	sa := newStoreAdmin(d.users, passwords.NewHasher(passwords.DefaultParams, 0))
+	sa.accounts.Scheme = d.scheme // django_users: Django's format
+	// Sessions kept in a bbolt users_db (no Redis) are listed and ended
 	// here too; the epoch ends the others.
-	if ss, err := sessions.NewBoltStore(db, 0); err == nil {
-		ua.sessionStores = func() []sessionAccess { return []sessionAccess{{store: ss, index: ss}} }
+	if d.db != nil {
+		if ss, err := sessions.NewBoltStore(d.db, 0); err == nil {
+			sa.sessionStores = func() []sessionAccess { return []sessionAccess{{store: ss, index: ss}} }
+		}
 	}
-	return ua, db.Close, nil
+	return sa, d.Destruct, nil
 }
 
 // adminClient sends userAdmin requests to the admin.api.session_auth

@@ -96,6 +96,7 @@ func (s *site) whoami(t *testing.T, sess *session) int {
 // --config: changes reach the live handler at once.
 func TestCLIThroughAdminAPI(t *testing.T) {
 	a, b, caddyfile := startAdminSites(t)
+	t.Cleanup(caddymodule.ForgetHashCosts) // bcrypt's cost 12 must not pad later tests' logins
 	l := &cliLog{t: t}
 	viaA := []string{"--config", caddyfile, "--users-db", a.dbPath}
 	with := func(args ...string) []string { return append(args, viaA...) }

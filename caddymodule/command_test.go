@@ -18,6 +18,8 @@ import (
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/passwords"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
 	userbolt "github.com/caddy-session-auth/caddy-session-auth/caddymodule/users/bolt"
+	userpg "github.com/caddy-session-auth/caddy-session-auth/caddymodule/users/postgres"
+	"github.com/caddy-session-auth/caddy-session-auth/internal/testpg"
 )
 
 // cliRun is one finished `caddy session-auth ...` invocation.
@@ -117,14 +119,25 @@ func byUsername(list []map[string]any, name string) map[string]any {
 // would see it.
 func readUser(t *testing.T, dbPath, username string) *users.User {
 	t.Helper()
-	db, err := userbolt.OpenDB(dbPath, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	store, err := userbolt.NewStore(db)
-	if err != nil {
-		t.Fatal(err)
+	var store users.Store
+	if userpg.IsURL(dbPath) {
+		st, err := userpg.Open(context.Background(), dbPath, userpg.Options{CacheSize: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		store = st
+	} else {
+		db, err := userbolt.OpenDB(dbPath, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		st, err := userbolt.NewStore(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		store = st
 	}
 	u, err := store.ByUsername(context.Background(), username)
 	if err != nil {
@@ -171,8 +184,16 @@ func TestCommandRegistered(t *testing.T) {
 	}
 }
 
-func TestCLIUsersWithDB(t *testing.T) {
-	dbPath := filepath.Join(t.TempDir(), "state", "users.db")
+// cliDBs runs fn with --db naming a bbolt file (in a directory yet to be
+// made) and a PostgreSQL database (a fresh schema).
+func cliDBs(t *testing.T, fn func(t *testing.T, dbPath string)) {
+	t.Run("bolt", func(t *testing.T) { fn(t, filepath.Join(t.TempDir(), "state", "users.db")) })
+	t.Run("postgres", func(t *testing.T) { fn(t, testpg.New(t).URL) })
+}
+
+func TestCLIUsersWithDB(t *testing.T) { cliDBs(t, testCLIUsersWithDB) }
+
+func testCLIUsersWithDB(t *testing.T, dbPath string) {
 	db := []string{"--db", dbPath}
 	l := &cliLog{t: t}
 	const alicePass, bobPass, newPass = "Tr1cky-Passw0rd-A", "Bob-Str0ng-Secret", "N3w-Passw0rd-Alice"
@@ -180,10 +201,12 @@ func TestCLIUsersWithDB(t *testing.T) {
 	// Where the users are must be said, and only once.
 	l.fails([]string{"--db", "--config"}, "", "list-users")
 	l.fails([]string{"one or the other"}, "", "list-users", "--db", dbPath, "--config", "Caddyfile")
-	// Commands on existing users don't create the file.
-	l.fails([]string{"does not exist"}, "", append([]string{"list-users"}, db...)...)
-	if _, err := os.Stat(dbPath); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("list-users created %s", dbPath)
+	if !userpg.IsURL(dbPath) {
+		// Commands on existing users don't create the file.
+		l.fails([]string{"does not exist"}, "", append([]string{"list-users"}, db...)...)
+		if _, err := os.Stat(dbPath); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("list-users created %s", dbPath)
+		}
 	}
 
 	r := l.ok(alicePass+"\n", append([]string{"create-user", "--username", " alice ", "--email", "Alice@EXAMPLE.com",
@@ -318,9 +341,10 @@ func TestCLILockedDB(t *testing.T) {
 		"create-user", "--db", dbPath, "--username", "x", "--email", "x@example.com", "--password-stdin")
 }
 
-func TestCLIImportDjangoWithDB(t *testing.T) {
+func TestCLIImportDjangoWithDB(t *testing.T) { cliDBs(t, testCLIImportDjangoWithDB) }
+
+func testCLIImportDjangoWithDB(t *testing.T, dbPath string) {
 	dir := t.TempDir()
-	dbPath := filepath.Join(dir, "users.db")
 	db := []string{"--db", dbPath}
 	l := &cliLog{t: t}
 

@@ -16,6 +16,10 @@ func parseOrigins(list []string) (originSet, error) {
 	set := make(originSet, len(list))
 	for _, o := range list {
 		u, err := url.Parse(o)
+		if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil &&
+			((u.Path != "" && u.Path != "/") || u.RawQuery != "") {
+			return nil, fmt.Errorf("%q is not an origin (scheme://host[:port], no path): write %q", o, u.Scheme+"://"+u.Host)
+		}
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
 			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
 			return nil, fmt.Errorf("%q is not an origin (scheme://host[:port])", o)

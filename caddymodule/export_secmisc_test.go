@@ -146,5 +146,10 @@ func CorruptSession(path, token string) error {
 	})
 }
 
+// ForgetHashCosts makes the process's hasher forget the check times it
+// learnt (a test that checked dear imported hashes must not slow the
+// logins of the tests after it).
+func ForgetHashCosts() { processHasher().ForgetCosts() }
+
 // HashLimit returns the process-wide bound on concurrent hashes.
 func HashLimit() int { return processHasher().Slots().Limit() }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	userpg "github.com/caddy-session-auth/caddy-session-auth/caddymodule/users/postgres"
 )
 
 // groupsOf reads the groups list-users --json shows for name.
@@ -24,12 +26,17 @@ func groupsOf(t *testing.T, l *cliLog, name string, where ...string) []string {
 }
 
 // add-to-group, remove-from-group and list-users with --db.
-func TestCLIGroupsWithDB(t *testing.T) {
-	dbPath := filepath.Join(t.TempDir(), "users.db")
+func TestCLIGroupsWithDB(t *testing.T) { cliDBs(t, testCLIGroupsWithDB) }
+
+func testCLIGroupsWithDB(t *testing.T, dbPath string) {
 	db := []string{"--db", dbPath}
 	with := func(args ...string) []string { return append(args, db...) }
 	l := &cliLog{t: t}
-	l.fails([]string{"does not exist"}, "", with("add-to-group", "--username", "ann", "--group", "x")...)
+	if userpg.IsURL(dbPath) {
+		l.fails([]string{`no user named "ann"`}, "", with("add-to-group", "--username", "ann", "--group", "x")...)
+	} else {
+		l.fails([]string{"does not exist"}, "", with("add-to-group", "--username", "ann", "--group", "x")...)
+	}
 	l.ok("Corr3ct-Horse-Battery\n", with("create-user", "--username", "ann", "--email", "ann@example.com", "--password-stdin")...)
 
 	if r := l.ok("", with("add-to-group", "--username", "ANN", "--group", " Content Editors ")...); r.stdout != `added "ann" (id 1) to group "Content Editors"`+"\n" {

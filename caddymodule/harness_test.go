@@ -18,7 +18,8 @@ import (
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	_ "github.com/caddy-session-auth/caddy-session-auth/caddymodule"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule"
+	"github.com/caddy-session-auth/caddy-session-auth/internal/testpg"
 	"github.com/caddy-session-auth/caddy-session-auth/internal/testredis"
 )
 
@@ -33,7 +34,8 @@ func TestMain(m *testing.M) {
 	// Caddy computed its autosave path from $HOME before this ran: a config
 	// loaded without persist_config off must not write there.
 	caddy.ConfigAutosavePath = filepath.Join(dir, "config", "caddy", "autosave.json")
-	code := m.Run()
+	caddymodule.UseCheapHashes() // argon2id at 1 MiB, t=1: see its doc
+	code := testpg.Run(m)        // m.Run, then drops the run's PostgreSQL database
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -111,12 +113,16 @@ type siteConfig struct {
 	redisURL string
 	global   string // lines for the global options block
 	extra    string // lines for the session_auth block
+	usersDB  string // users_db: a PostgreSQL URL (default: a bbolt file in a temp dir)
 }
 
 // startCustomSite loads a site like startSite's, from c.
 func startCustomSite(t testing.TB, c siteConfig) *site {
 	t.Helper()
 	s := &site{t: t, dbPath: filepath.Join(t.TempDir(), "users.db"), upstream: echoUpstream(t)}
+	if c.usersDB != "" {
+		s.dbPath = c.usersDB
+	}
 	s.port = freePort(t)
 	s.base = fmt.Sprintf("http://127.0.0.1:%d", s.port)
 	s.loadCustom(c)

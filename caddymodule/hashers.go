@@ -22,6 +22,11 @@ var hashers struct {
 	limits map[int]int // hash_concurrency -> handlers holding it
 }
 
+// hasherParams are the process hasher's argon2id parameters: the
+// package's defaults (OWASP's 19 MiB, t=2), lowered only by this package's
+// own tests (export_test.go) where the cost is not what is tested.
+var hasherParams = passwords.DefaultParams
+
 // defaultHashConcurrency is the number of CPUs, at most 4.
 func defaultHashConcurrency() int {
 	return min(runtime.NumCPU(), maxDefaultHashConcurrency)
@@ -36,7 +41,7 @@ func processHasher() *passwords.Hasher {
 
 func processHasherLocked() *passwords.Hasher {
 	if hashers.hasher == nil {
-		hashers.hasher = passwords.NewHasher(passwords.DefaultParams, defaultHashConcurrency())
+		hashers.hasher = passwords.NewHasher(hasherParams, defaultHashConcurrency())
 		hashers.hasher.SetObserver(observeHash)
 		hashers.limits = map[int]int{}
 	}

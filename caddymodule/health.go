@@ -1,21 +1,25 @@
 package caddymodule
 
 import (
+	"context"
 	"net/http"
 	"sync"
 	"time"
-
-	"go.etcd.io/bbolt"
 )
 
 // healthCacheFor bounds how often a burst of health polls reaches Redis.
 const healthCacheFor = time.Second
 
+// healthTimeout bounds the users database check: a hung PostgreSQL is
+// reported unavailable rather than hanging the load balancer's probe.
+const healthTimeout = 2 * time.Second
+
 // healthCheck reports whether the stores answer, for load balancers. A
-// result is reused for a second, so polling it costs one bbolt read
-// transaction and at most one Redis PING per second.
+// result is reused for a second, so polling it costs at most one users
+// database check (a bbolt read transaction, or a PostgreSQL ping) and one
+// Redis PING per second.
 type healthCheck struct {
-	db       *bbolt.DB
+	db       *sharedDB
 	sessions sessionBackend
 
 	mu      sync.Mutex
@@ -43,11 +47,18 @@ func (h *healthCheck) result() (int, []byte) {
 	report := struct {
 		Status   string `json:"status"`
 		UsersDB  string `json:"users_db"`
+		Backend  string `json:"users_backend,omitempty"` // "postgres"; absent for bbolt
 		Sessions string `json:"sessions"`
 		Redis    string `json:"redis,omitempty"`
 		Cache    string `json:"session_cache,omitempty"`
 	}{Status: "ok", UsersDB: "ok", Sessions: h.sessions.kind(), Cache: h.sessions.cacheStatus()}
-	if err := h.db.View(func(*bbolt.Tx) error { return nil }); err != nil {
+	if h.db.kind() == "postgres" {
+		report.Backend = "postgres"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), healthTimeout)
+	err := h.db.ping(ctx)
+	cancel()
+	if err != nil {
 		report.Status, report.UsersDB = "unavailable", "unavailable"
 	}
 	if report.Sessions == "redis" {

@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"fmt"
 	"log/slog"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -48,9 +47,31 @@ const (
 // next handler (typically reverse_proxy) with the user's identity in request
 // headers and in the {http.auth.user.*} placeholders.
 type SessionAuth struct {
-	// UsersDB is the bbolt file that holds users, and sessions too when Redis
-	// is not set. Default: session_auth/users.db in Caddy's data directory.
+	// UsersDB is where users live: a bbolt file (a path), which holds
+	// sessions too when Redis is not set, or a PostgreSQL database (a
+	// postgres:// or postgresql:// URL, libpq's parameters; {env.VAR}
+	// placeholders are replaced), shared by any number of instances, which
+	// then need Redis for sessions. See README "Scaling out". Default:
+	// session_auth/users.db in Caddy's data directory.
 	UsersDB string `json:"users_db,omitempty"`
+
+	// DjangoUsers keeps the users in Django's own auth_user table of the
+	// UsersDB PostgreSQL database (groups read from auth_group and
+	// auth_user_groups), so a Django app and the sidecar see the same
+	// users at all times. See README "Sharing users with Django".
+	DjangoUsers bool `json:"django_users,omitempty"`
+
+	// PasswordHasher is the format of new password hashes with
+	// DjangoUsers: "pbkdf2_sha256" (default; Django's default hasher) or
+	// "argon2" (Django's Argon2PasswordHasher, which needs argon2-cffi on
+	// the Django side). Hashes in other formats are upgraded at the next
+	// login through the sidecar, as Django does.
+	PasswordHasher string `json:"password_hasher,omitempty"`
+
+	// PBKDF2Iterations is pbkdf2_sha256's iteration count (default
+	// 1,500,000, Django 6.1's); set it to your Django's
+	// PBKDF2PasswordHasher.iterations.
+	PBKDF2Iterations int `json:"pbkdf2_iterations,omitempty"`
 
 	// Redis is the URL of the Redis server that holds sessions:
 	// redis://[[user]:password@]host:port/db (user: a Redis 6 ACL user),
@@ -255,6 +276,7 @@ type SessionAuth struct {
 	sessions  *scs.SessionManager
 	hasher    *passwords.Hasher // the process's (hashers.go)
 	hashHeld  bool              // HashConcurrency counts toward its bound
+	scheme    passwords.Scheme  // password_hasher with django_users (djangousers.go)
 	limits    *limiter          // login and registration throttles
 	inflight  *atomic.Int64     // requests being served (drain.go)
 	origins   originSet         // CORS origins
@@ -350,11 +372,20 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
 
-	if s.db, s.dbKey, err = openSharedDB(s.UsersDB, time.Duration(s.DBLockTimeout)); err != nil {
+	if s.scheme, err = s.checkDjangoUsers(); err != nil { // djangousers.go
+		return err
+	}
+	if err := s.checkSharedSessions(); err != nil {
+		return err
+	}
+	if validationOnly() { // validate.go: `caddy validate` takes no lock and opens no pool
+		return s.checkOffline()
+	}
+	if s.db, s.dbKey, err = openSharedDB(s.usersDBSpec(), time.Duration(s.DBLockTimeout)); err != nil {
 		return err
 	}
 	s.users = s.db.users
-	s.accounts = &accounts.Service{Store: s.users, Hasher: s.hasher, OnUnusableHash: s.logUnusableHash}
+	s.accounts = &accounts.Service{Store: s.users, Hasher: s.hasher, Scheme: s.db.scheme, OnUnusableHash: s.logUnusableHash}
 	if err := s.provisionIdentityToken(); err != nil {
 		return err
 	}
@@ -376,7 +407,7 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	s.seen = new(seenSet)
 	registerSessions(s)
 	s.registered = true
-	s.health = &healthCheck{db: s.db.db, sessions: s.backend}
+	s.health = &healthCheck{db: s.db, sessions: s.backend}
 	if err := s.backend.ping(); err != nil {
 		// Start anyway: sessions come back when Redis does.
 		s.logger.Warn("redis unreachable at start; session requests will get 503 until it is back",
@@ -386,6 +417,8 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 }
 
 func (s *SessionAuth) setDefaults() {
+	// {env.VAR} in JSON, as {$VAR} in a Caddyfile (replaced when adapting).
+	s.UsersDB = strings.TrimSpace(caddy.NewReplacer().ReplaceKnown(s.UsersDB, ""))
 	if s.UsersDB == "" {
 		s.UsersDB = filepath.Join(caddy.AppDataDir(), "session_auth", "users.db")
 	}
@@ -463,6 +496,9 @@ func (s *SessionAuth) Validate() error {
 	if err := s.checkPaths(); err != nil {
 		return err
 	}
+	if _, err := s.checkDjangoUsers(); err != nil {
+		return err
+	}
 	if s.SessionCookie == s.CSRFCookie {
 		return fmt.Errorf("session_cookie and csrf_cookie must differ")
 	}
@@ -477,24 +513,17 @@ func (s *SessionAuth) Validate() error {
 			return err
 		}
 	}
-	if s.loginURL != "" {
-		u, err := url.Parse(s.loginURL)
-		relative := u != nil && u.Scheme == "" && strings.HasPrefix(s.loginURL, "/") &&
-			!strings.HasPrefix(s.loginURL, "//") && !strings.HasPrefix(s.loginURL, "/\\")
-		if err != nil || (u.Scheme != "" && u.Scheme != "http" && u.Scheme != "https") || (u.Scheme == "" && !relative) {
-			return fmt.Errorf("login_redirect: want an absolute path or an http(s) URL, got %q", s.LoginRedirect)
-		}
+	if err := checkLoginRedirect(s.loginURL, s.LoginRedirect); err != nil { // checks.go
+		return err
+	}
+	if err := checkIdentityHeaders(s.IdentityHeaders); err != nil {
+		return err
 	}
 	if err := checkRegistration(s.Registration); err != nil {
 		return err
 	}
 	if err := s.checkMailSettings(); err != nil {
 		return err
-	}
-	if s.Redis != "" {
-		if _, err := url.Parse(s.Redis); err != nil && !strings.Contains(s.Redis, "+sentinel://") {
-			return fmt.Errorf("redis: invalid URL")
-		}
 	}
 	return s.checkRedisSettings()
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/accounts"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
+	"github.com/caddy-session-auth/caddy-session-auth/internal/testpg"
+	"github.com/caddy-session-auth/caddy-session-auth/internal/testredis"
 )
 
 // Issue 13: groups, require rules, the groups header and placeholders, and
@@ -31,6 +33,9 @@ type permsConfig struct {
 	extra    string // session_auth lines
 	upstream string // host:port of the upstream; default the site's echo server
 	admin    bool   // the admin endpoint on, for the CLI's --config
+	// postgres keeps the users in a fresh PostgreSQL schema (and the
+	// sessions in a private Redis, as PostgreSQL users require).
+	postgres bool
 	// upstreamFor, if set, starts the upstream once the site's address is
 	// known and returns its host:port.
 	upstreamFor func(s *site) string
@@ -41,7 +46,13 @@ type permsConfig struct {
 // a file, whose path is returned (for the CLI's --config).
 func startPermsSite(t *testing.T, c permsConfig) (*site, string) {
 	t.Helper()
-	s := startCustomSite(t, siteConfig{extra: throttlesOff})
+	sc := siteConfig{extra: throttlesOff}
+	redisLine := ""
+	if c.postgres {
+		sc.usersDB, sc.redisURL = testpg.New(t).URL, testredis.Start(t).URL()
+		redisLine = "redis " + sc.redisURL
+	}
+	s := startCustomSite(t, sc)
 	if c.upstreamFor != nil {
 		c.upstream = c.upstreamFor(s)
 	}
@@ -60,6 +71,7 @@ func startPermsSite(t *testing.T, c permsConfig) (*site, string) {
 http://127.0.0.1:%d {
 	session_auth {
 		users_db %s
+		%s
 		hash_concurrency 4
 		login_throttle off
 		register_throttle off
@@ -71,7 +83,7 @@ http://127.0.0.1:%d {
 		header_up X-Placeholder-Superuser {http.auth.user.is_superuser}
 	}
 }
-`, admin, filepath.Join(os.Getenv("XDG_DATA_HOME"), "caddy"), s.port, s.dbPath, indent(c.extra, "\t\t"), c.upstream)
+`, admin, filepath.Join(os.Getenv("XDG_DATA_HOME"), "caddy"), s.port, s.dbPath, redisLine, indent(c.extra, "\t\t"), c.upstream)
 	s.load(cfg)
 	path := ""
 	if c.admin {
@@ -144,7 +156,15 @@ func assertThrough(t *testing.T, what string, r *response) echo {
 }
 
 func TestRequireRules(t *testing.T) {
-	s, _ := startPermsSite(t, permsConfig{extra: issueRules + `
+	for _, backend := range []string{"bolt", "postgres"} {
+		t.Run(backend, func(t *testing.T) { testRequireRules(t, backend == "postgres") })
+	}
+}
+
+// testRequireRules runs on either users backend: the rules read the groups
+// and flags through users.Store, whichever database keeps them.
+func testRequireRules(t *testing.T, postgres bool) {
+	s, _ := startPermsSite(t, permsConfig{postgres: postgres, extra: issueRules + `
 		require superuser /superadmin/*
 		login_redirect
 		public /admin/public.css`})
@@ -339,7 +359,7 @@ func TestRequireConfig(t *testing.T) {
 		{"require staff /x GET", `"GET" is not a path pattern`},
 		{"identity_token_issuer https://x", "identity_token_issuer needs identity_token"},
 		{"identity_token a b", "wrong argument count"},
-		{"identity_headers a b c d e f", "wrong argument count"},
+		{"identity_headers a b c d e f", "identity_headers: takes 3 to 5 header names"},
 	} {
 		_, err := adapt(":8000 {\n\tsession_auth {\n\t\t" + b.body + "\n\t}\n}")
 		if err == nil || !strings.Contains(err.Error(), b.want) || !strings.Contains(err.Error(), "Caddyfile:3") {

@@ -73,9 +73,9 @@ type caddyProc struct {
 	exited chan struct{}
 }
 
-// startCaddyProc runs bin with caddyfile (written to dir) and XDG dirs in
-// dir, and waits until it answers on port.
-func startCaddyProc(t *testing.T, bin, dir, caddyfile string, port int) *caddyProc {
+// startCaddyProc runs bin with caddyfile (written to dir), XDG dirs in dir
+// and env added to the environment, and waits until it answers on port.
+func startCaddyProc(t *testing.T, bin, dir, caddyfile string, port int, env ...string) *caddyProc {
 	t.Helper()
 	cfgPath := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(cfgPath, []byte(caddyfile), 0o600); err != nil {
@@ -91,6 +91,7 @@ func startCaddyProc(t *testing.T, bin, dir, caddyfile string, port int) *caddyPr
 	p.cmd = exec.Command(bin, "run", "--config", cfgPath, "--adapter", "caddyfile")
 	p.cmd.Env = append(os.Environ(),
 		"HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_DATA_HOME="+filepath.Join(dir, "data"))
+	p.cmd.Env = append(p.cmd.Env, env...)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test
 	if err := p.cmd.Start(); err != nil {

@@ -544,9 +544,9 @@ func positiveInt(d *caddyfile.Dispenser, sub, what, v string) (int, error) {
 }
 
 func positiveDuration(d *caddyfile.Dispenser, sub, what, v string) (caddy.Duration, error) {
-	dur, err := caddy.ParseDuration(v)
-	if err != nil || dur <= 0 {
-		return 0, d.Errf("%s: %s: invalid duration %q", sub, what, v)
+	dur, err := parseDuration(sub+": "+what, v)
+	if err != nil {
+		return 0, d.Err(err.Error())
 	}
-	return caddy.Duration(dur), nil
+	return dur, nil
 }

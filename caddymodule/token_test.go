@@ -149,10 +149,18 @@ func (k jwks) kids() []string {
 // reused until near its expiry and re-signed when the user changes; a
 // rotation keeps old tokens verifiable.
 func TestIdentityTokenPyJWT(t *testing.T) {
+	for _, backend := range []string{"bolt", "postgres"} {
+		t.Run(backend, func(t *testing.T) { testIdentityTokenPyJWT(t, backend == "postgres") })
+	}
+}
+
+// testIdentityTokenPyJWT runs on either users backend: the signing keys
+// live with the users (users.Secrets), in the bbolt file or PostgreSQL.
+func testIdentityTokenPyJWT(t *testing.T, postgres bool) {
 	python := pyjwtPython(t)
 	var jwksURL, issuer string
 	s, caddyfile := startPermsSite(t, permsConfig{
-		admin: true,
+		admin: true, postgres: postgres,
 		extra: "identity_token\nidentity_token_audience my-app\n" + issueRules,
 		upstreamFor: func(s *site) string {
 			jwksURL, issuer = s.base+"/api/jwks/", s.base

@@ -244,7 +244,12 @@ func postJSON(t *testing.T, c *http.Client, url string, v any, headers map[strin
 // login logs in on base and returns the Cookie header value and the CSRF
 // token.
 func login(t *testing.T, c *http.Client, base, user string) (string, string) {
-	b, _ := json.Marshal(map[string]string{"username": user, "password": strongPassword})
+	return loginWith(t, c, base, user, strongPassword)
+}
+
+// loginWith is login with another password than strongPassword.
+func loginWith(t *testing.T, c *http.Client, base, user, password string) (string, string) {
+	b, _ := json.Marshal(map[string]string{"username": user, "password": password})
 	resp, err := c.Post(base+"/api/login/", "application/json", bytes.NewReader(b))
 	if err != nil {
 		t.Fatalf("login: %v", err)

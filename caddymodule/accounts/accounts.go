@@ -14,6 +14,10 @@ import (
 type Service struct {
 	Store  users.Store
 	Hasher *passwords.Hasher
+	// Scheme is the format new password hashes are written in (the zero
+	// value: the sidecar's argon2id; with django_users, what
+	// password_hasher names), and so which stored hashes a login upgrades.
+	Scheme passwords.Scheme
 	// OnUnusableHash, if set, is told about a stored hash that cannot be
 	// verified (corrupt or of an unknown scheme), for the log.
 	OnUnusableHash func(u *users.User, err error)
@@ -101,7 +105,7 @@ func (s *Service) Create(ctx context.Context, in NewUser) (u *users.User, warnin
 	if !errs.Empty() {
 		return nil, nil, &errs
 	}
-	hash, err := s.Hasher.Hash(ctx, in.Password)
+	hash, err := s.Hasher.HashAs(ctx, in.Password, s.Scheme)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -161,7 +165,7 @@ func (s *Service) SetPassword(ctx context.Context, id int64, password string, fo
 	if perr != nil {
 		return nil, nil, fieldError("password", perr.Error())
 	}
-	hash, err := s.Hasher.Hash(ctx, password)
+	hash, err := s.Hasher.HashAs(ctx, password, s.Scheme)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -216,7 +220,7 @@ func (s *Service) EndSessions(ctx context.Context, id int64) (*users.User, error
 // returns ErrSessionsEnded and writes nothing. Validation of newPassword is
 // the caller's (it answers with the form's own field names).
 func (s *Service) ChangePassword(ctx context.Context, u *users.User, newPassword string, keep func(epoch int64) error) (*users.User, error) {
-	hash, err := s.Hasher.Hash(ctx, newPassword)
+	hash, err := s.Hasher.HashAs(ctx, newPassword, s.Scheme)
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +253,7 @@ func (s *Service) ChangePassword(ctx context.Context, u *users.User, newPassword
 func (s *Service) Authenticate(ctx context.Context, username, password string) (*users.User, error) {
 	u, err := s.Store.ByUsername(ctx, NormalizeUsername(username))
 	if errors.Is(err, users.ErrNotFound) {
-		s.Hasher.VerifyDummy(ctx, password)
+		s.Hasher.VerifyDummyAs(ctx, password, s.Scheme)
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -258,7 +262,7 @@ func (s *Service) Authenticate(ctx context.Context, username, password string) (
 	if err != nil {
 		return nil, err
 	}
-	ok, rehash, verr := s.Hasher.Verify(ctx, password, u.PasswordHash)
+	ok, rehash, verr := s.Hasher.VerifyAs(ctx, password, u.PasswordHash, s.Scheme)
 	if err := ctx.Err(); err != nil {
 		return nil, err // no slot in time: not "wrong password"
 	}
@@ -273,7 +277,7 @@ func (s *Service) Authenticate(ctx context.Context, username, password string) (
 	}
 	var newHash string
 	if rehash {
-		if newHash, err = s.Hasher.Hash(ctx, password); err != nil {
+		if newHash, err = s.Hasher.HashAs(ctx, password, s.Scheme); err != nil {
 			newHash = ""
 		}
 	}
@@ -302,7 +306,7 @@ func (s *Service) Authenticate(ctx context.Context, username, password string) (
 // error (ctx ended while waiting for a hashing slot) says nothing of the
 // password.
 func (s *Service) PasswordMatches(ctx context.Context, u *users.User, password string) (bool, error) {
-	ok, _, _ := s.Hasher.Verify(ctx, password, u.PasswordHash)
+	ok, _, _ := s.Hasher.VerifyAs(ctx, password, u.PasswordHash, s.Scheme)
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}

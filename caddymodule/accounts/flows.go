@@ -97,7 +97,7 @@ func (s *Service) ResetUser(ctx context.Context, t *Tokens, uid, token string, t
 // both succeed), it stores the hash, ends every session (epoch) and marks
 // the e-mail verified (the link reached that mailbox).
 func (s *Service) ResetPassword(ctx context.Context, u *users.User, newPassword string) (*users.User, error) {
-	hash, err := s.Hasher.Hash(ctx, newPassword)
+	hash, err := s.Hasher.HashAs(ctx, newPassword, s.Scheme)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"strconv"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
@@ -23,29 +24,39 @@ import (
 const djangoUnusablePrefix = "!"
 
 // parseDjango parses a Django-encoded hash into its checker.
-func parseDjango(encoded string) (checker, error) {
+func parseDjango(encoded string) (parsed, error) {
 	algorithm, rest, ok := strings.Cut(encoded, "$")
 	if !ok {
-		return nil, ErrUnknownFormat
+		return parsed{}, ErrUnknownFormat
 	}
+	var check checker
+	var err error
 	switch algorithm {
-	case "pbkdf2_sha256":
-		return parsePBKDF2(rest, sha256.New, sha256.Size)
-	case "pbkdf2_sha1":
-		return parsePBKDF2(rest, sha1.New, sha1.Size)
+	case "pbkdf2_sha256", "pbkdf2_sha1":
+		newHash, size := sha256.New, sha256.Size
+		if algorithm == "pbkdf2_sha1" {
+			newHash, size = sha1.New, sha1.Size
+		}
+		if check, err = parsePBKDF2(rest, newHash, size); err != nil {
+			return parsed{}, err
+		}
+		iterations, _, _ := strings.Cut(rest, "$")
+		return parsed{check: check, kind: algorithm + "$" + iterations}, nil
 	case "argon2":
 		// argon2$argon2id$v=19$...: Django prefixes argon2-cffi's PHC string.
 		a, err := parseArgon2("$" + rest)
 		if err != nil {
-			return nil, err
+			return parsed{}, err
 		}
-		return a.check, nil
-	case "bcrypt_sha256":
-		return parseBcrypt(rest, true)
-	case "bcrypt":
-		return parseBcrypt(rest, false)
+		return a.parsed(false), nil
+	case "bcrypt_sha256", "bcrypt":
+		if check, err = parseBcrypt(rest, algorithm == "bcrypt_sha256"); err != nil {
+			return parsed{}, err
+		}
+		cost, _ := bcrypt.Cost([]byte(rest))
+		return parsed{check: check, kind: "bcrypt$" + strconv.Itoa(cost)}, nil
 	}
-	return nil, fmt.Errorf("%w: %q", ErrUnknownFormat, algorithm)
+	return parsed{}, fmt.Errorf("%w: %q", ErrUnknownFormat, algorithm)
 }
 
 // parsePBKDF2 parses "<iterations>$<salt>$<base64 key>", the part after

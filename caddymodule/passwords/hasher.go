@@ -6,20 +6,24 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // Hasher hashes and verifies passwords with argon2id, bounding concurrent work.
 //
-// Each argon2 computation holds Params.Memory KiB for its duration, so a
-// login flood could otherwise exhaust memory; at most maxConcurrent
-// computations (hashes, verifications, dummy verifications) run at once and
-// the rest wait their turn or give up when their context ends. Peak memory
-// is therefore about maxConcurrent × the largest Memory among the hashes
-// being verified (our own Params, or up to MaxArgon2Memory for imported
-// hashes).
+// Each argon2 computation holds its hash's memory (m KiB) for its duration,
+// so a login flood could otherwise exhaust memory. The bound is weighted by
+// memory: h has maxConcurrent slots, and a computation takes one slot per
+// Params.Memory KiB it allocates (rounded up; at least one, so pbkdf2 and
+// bcrypt checks take one each and their CPU is bounded too; an imported
+// argon2 hash dearer than the whole bound takes every slot and runs alone).
+// The rest wait their turn or give up when their context ends. Peak argon2
+// memory is therefore about maxConcurrent × Params.Memory, whatever the
+// imported hashes ask for (up to MaxArgon2Memory).
 //
 // A Hasher is safe for concurrent use.
 type Hasher struct {
@@ -31,6 +35,9 @@ type Hasher struct {
 	observer atomic.Pointer[func(time.Duration)]
 	// inSlot, if set by tests, runs while a computation holds a slot.
 	inSlot func()
+
+	costMu sync.Mutex
+	costs  map[string]time.Duration // by kind of hash: running average of a check's time
 }
 
 // checker does the expensive part of verifying one parsed hash.
@@ -87,7 +94,7 @@ func (h *Hasher) SetObserver(fn func(d time.Duration)) {
 // for a slot.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	a := &argon2Hash{variant: "argon2id", params: h.params, salt: randomBytes(h.params.SaltLen)}
-	if err := h.run(ctx, func() { a.key = a.derive(password) }); err != nil {
+	if _, err := h.run(ctx, 1, func() { a.key = a.derive(password) }); err != nil {
 		return "", err
 	}
 	return a.String(), nil
@@ -105,50 +112,81 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 //
 // Like Django's check_password, Verify does dummy work when encoded cannot
 // be checked, so that a user with an unusable or corrupt hash cannot be told
-// apart by timing from one with a wrong password.
+// apart by timing from one with a wrong password. And every check (Verify
+// and VerifyDummy alike) lasts at least as long as the dearest kind of hash
+// (scheme and cost) h has checked so far takes (a running average of each
+// kind's time), so that neither an unknown user nor the user of any one
+// kind (say an imported pbkdf2_sha256 hash at Django's 600,000 iterations
+// and more, several times argon2's cost) is told apart by timing. The time
+// added is spent asleep, holding no slot.
 func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok bool, needsRehash bool, err error) {
-	check, current, err := h.parse(encoded)
+	p, err := h.parse(encoded)
 	if err != nil {
 		h.VerifyDummy(ctx, password)
 		return false, false, err
 	}
 	var checkErr error
-	if err := h.run(ctx, func() { ok, checkErr = check(password) }); err != nil {
+	work, err := h.run(ctx, h.units(p.memory), func() { ok, checkErr = p.check(password) })
+	if err != nil {
 		return false, false, err
 	}
+	h.pad(ctx, p.kind, work)
 	if checkErr != nil {
 		return false, false, checkErr
 	}
-	return ok, ok && !current, nil
+	return ok, ok && !p.current, nil
 }
 
 // VerifyDummy does the same work as verifying against a real hash with h's params and returns false,
-// so that login for an unknown user costs the same time as a wrong password for a known one.
+// so that login for an unknown user costs the same time as a wrong password for a known one
+// (padded like Verify's checks to the dearest kind h has checked).
 // It returns early, without the work, if ctx ends while waiting for a slot.
 func (h *Hasher) VerifyDummy(ctx context.Context, password string) {
 	// Go through the same parse-and-check path as Verify.
-	check, _, err := h.parse(h.dummy)
+	p, err := h.parse(h.dummy)
 	if err != nil {
 		panic("passwords: dummy hash does not parse: " + err.Error()) // unreachable
 	}
-	_ = h.run(ctx, func() { _, _ = check(password) })
+	work, err := h.run(ctx, h.units(p.memory), func() { _, _ = p.check(password) })
+	if err == nil {
+		h.pad(ctx, p.kind, work)
+	}
 }
 
-// parse identifies encoded's format and returns its checker; current
-// reports whether encoded is argon2id with exactly h's params.
-func (h *Hasher) parse(encoded string) (check checker, current bool, err error) {
+// parsed is a hash ready to check.
+type parsed struct {
+	check checker
+	// current reports whether the hash is argon2id with exactly h's params.
+	current bool
+	// memory is what one check allocates, in KiB (argon2's m; 0 for the
+	// others, whose memory is negligible).
+	memory uint32
+	// kind is the scheme and its cost parameters: hashes of one kind take
+	// the same time to check.
+	kind string
+}
+
+// parsed returns a's checker and kind; current as the caller found it.
+func (a *argon2Hash) parsed(current bool) parsed {
+	p := a.params
+	return parsed{check: a.check, current: current, memory: p.Memory,
+		kind: a.variant + "$" + strconv.FormatUint(uint64(p.Memory), 10) + "," + strconv.FormatUint(uint64(p.Time), 10) +
+			"," + strconv.FormatUint(uint64(p.Threads), 10) + "," + strconv.FormatUint(uint64(p.KeyLen), 10)}
+}
+
+// parse identifies encoded's format and returns it ready to check.
+func (h *Hasher) parse(encoded string) (parsed, error) {
 	switch {
 	case strings.HasPrefix(encoded, "$"):
 		a, err := parseArgon2(encoded)
 		if err != nil {
-			return nil, false, err
+			return parsed{}, err
 		}
-		return a.check, a.variant == "argon2id" && a.params == h.params, nil
+		return a.parsed(a.variant == "argon2id" && a.params == h.params), nil
 	case strings.HasPrefix(encoded, djangoUnusablePrefix):
-		return nil, false, ErrUnusablePassword
+		return parsed{}, ErrUnusablePassword
 	}
-	check, err = parseDjango(encoded)
-	return check, false, err
+	return parseDjango(encoded)
 }
 
 // check reports whether password derives a's key.
@@ -156,23 +194,82 @@ func (a *argon2Hash) check(password string) (bool, error) {
 	return subtle.ConstantTimeCompare(a.derive(password), a.key) == 1, nil
 }
 
-// run does work while holding one of h's slots, waiting for a free slot
-// unless ctx ends first.
-func (h *Hasher) run(ctx context.Context, work func()) error {
-	if err := h.slots.Acquire(ctx); err != nil {
-		return err
+// units is the number of slots a computation allocating memory KiB takes:
+// one per h's own Params.Memory (rounded up), at least one. So the slots
+// bound argon2's memory (at most the limit × h's Params.Memory, or one
+// computation alone if dearer than that), and every computation's CPU.
+func (h *Hasher) units(memory uint32) int {
+	unit := uint64(h.params.Memory)
+	return int(max(1, (uint64(memory)+unit-1)/unit))
+}
+
+// run does work while holding units of h's slots, waiting for them unless
+// ctx ends first, and returns how long the work took.
+func (h *Hasher) run(ctx context.Context, units int, work func()) (time.Duration, error) {
+	held, err := h.slots.AcquireN(ctx, units)
+	if err != nil {
+		return 0, err
 	}
-	defer h.slots.Release()
+	defer h.slots.ReleaseN(held)
 
 	start := time.Now()
 	if h.inSlot != nil {
 		h.inSlot()
 	}
 	work()
+	d := time.Since(start)
 	if fn := h.observer.Load(); fn != nil {
-		(*fn)(time.Since(start))
+		(*fn)(d)
 	}
-	return nil
+	return d, nil
+}
+
+// ForgetCosts forgets the check times h has learnt, so that checks are
+// padded again only to the kinds checked from now on (for tests; or once
+// no hash of a dear kind is left).
+func (h *Hasher) ForgetCosts() {
+	h.costMu.Lock()
+	h.costs = nil
+	h.costMu.Unlock()
+}
+
+// maxKinds bounds the kinds of hash whose cost h remembers (stored hashes
+// are data: a users table may hold many).
+const maxKinds = 64
+
+// pad records that a check of kind took work, then sleeps (holding no slot)
+// until the check has lasted as long as the dearest kind's average, unless
+// ctx ends first.
+func (h *Hasher) pad(ctx context.Context, kind string, work time.Duration) {
+	h.costMu.Lock()
+	if h.costs == nil {
+		h.costs = make(map[string]time.Duration)
+	}
+	est, seen := h.costs[kind]
+	switch {
+	case seen:
+		est += (work - est) / 8
+	default:
+		est = work
+	}
+	if seen || len(h.costs) < maxKinds {
+		h.costs[kind] = est
+	}
+	floor := time.Duration(0)
+	for _, d := range h.costs {
+		floor = max(floor, d)
+	}
+	h.costMu.Unlock()
+	wait := floor - work
+	if wait <= 0 {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // randomBytes returns n bytes from crypto/rand.

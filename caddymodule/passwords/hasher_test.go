@@ -364,8 +364,8 @@ func TestVerifyDummy(t *testing.T) {
 		t.Errorf("VerifyDummy did %d computations, want 1", calls.Load())
 	}
 	// The dummy hash is a real one with h's params, so the work is identical.
-	if _, current, err := h.parse(h.dummy); err != nil || !current {
-		t.Errorf("dummy hash %q: current=%v err=%v", h.dummy, current, err)
+	if p, err := h.parse(h.dummy); err != nil || !p.current {
+		t.Errorf("dummy hash %q: current=%v err=%v", h.dummy, p.current, err)
 	}
 	if ok, _, err := h.Verify(context.Background(), "pw", h.dummy); ok || err != nil {
 		t.Errorf("dummy hash verified: %v, %v", ok, err)
@@ -404,9 +404,9 @@ func FuzzParse(f *testing.F) {
 	}
 	h := NewHasher(lowParams, 1)
 	f.Fuzz(func(t *testing.T, encoded string) {
-		check, _, err := h.parse(encoded)
-		if (check == nil) == (err == nil) {
-			t.Fatalf("parse(%q) returned check=%v err=%v", encoded, check != nil, err)
+		p, err := h.parse(encoded)
+		if (p.check == nil) == (err == nil) {
+			t.Fatalf("parse(%q) returned check=%v err=%v", encoded, p.check != nil, err)
 		}
 		if err != nil && !errors.Is(err, ErrUnknownFormat) && !errors.Is(err, ErrMalformedHash) && !errors.Is(err, ErrUnusablePassword) {
 			t.Fatalf("parse(%q) error %v wraps no sentinel", encoded, err)

@@ -6,15 +6,25 @@ import (
 	"sync"
 )
 
-// Slots is a counting semaphore for argon2 computations whose size can
+// Slots is a counting semaphore for password computations whose size can
 // change while it is in use, so that one bound can serve a whole process
-// while its configuration changes. Waiters are served first come, first
-// served. Its zero value is unusable: make one with NewSlots.
+// while its configuration changes. A computation may take several slots
+// (an argon2 hash with more memory than the Hasher's own takes one slot per
+// Params.Memory it needs), so that the slots bound memory, not just a count.
+// Waiters are served first come, first served. Its zero value is unusable:
+// make one with NewSlots.
 type Slots struct {
 	mu      sync.Mutex
 	limit   int
 	used    int
-	waiters list.List // of chan struct{}, closed when granted a slot
+	waiters list.List // of *slotWaiter
+}
+
+// slotWaiter is an AcquireN waiting for n slots; ready is closed when they
+// are granted, granted telling how many (n, or the limit if smaller).
+type slotWaiter struct {
+	n, granted int
+	ready      chan struct{}
 }
 
 // NewSlots returns a semaphore of n slots (at least 1).
@@ -57,52 +67,74 @@ func (s *Slots) Waiting() int {
 // returns ctx.Err() and holds nothing). Every successful Acquire must be
 // followed by one Release.
 func (s *Slots) Acquire(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	if s.used < s.limit && s.waiters.Len() == 0 {
-		s.used++
-		s.mu.Unlock()
-		return nil
-	}
-	ready := make(chan struct{})
-	e := s.waiters.PushBack(ready)
-	s.mu.Unlock()
-	select {
-	case <-ready:
-		return nil
-	case <-ctx.Done():
-		s.mu.Lock()
-		select {
-		case <-ready: // granted meanwhile: hand it on
-			s.used--
-			s.grant()
-		default:
-			s.waiters.Remove(e)
-		}
-		s.mu.Unlock()
-		return ctx.Err()
-	}
+	_, err := s.AcquireN(ctx, 1)
+	return err
 }
 
 // Release gives back a slot taken by Acquire.
-func (s *Slots) Release() {
+func (s *Slots) Release() { s.ReleaseN(1) }
+
+// AcquireN takes n slots (at least 1; all of them if n exceeds the limit,
+// so that a computation dearer than the whole bound still runs, alone),
+// waiting for them unless ctx ends first (then it returns ctx.Err() and
+// holds nothing). It returns how many it took: give exactly those back
+// with ReleaseN.
+func (s *Slots) AcquireN(ctx context.Context, n int) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	n = max(n, 1)
 	s.mu.Lock()
-	if s.used <= 0 {
+	if k := min(n, s.limit); s.used+k <= s.limit && s.waiters.Len() == 0 {
+		s.used += k
+		s.mu.Unlock()
+		return k, nil
+	}
+	w := &slotWaiter{n: n, ready: make(chan struct{})}
+	e := s.waiters.PushBack(w)
+	s.mu.Unlock()
+	select {
+	case <-w.ready:
+		return w.granted, nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		select {
+		case <-w.ready: // granted meanwhile: hand them on
+			s.used -= w.granted
+		default:
+			s.waiters.Remove(e)
+		}
+		s.grant() // a large waiter leaving may unblock smaller ones behind it
+		s.mu.Unlock()
+		return 0, ctx.Err()
+	}
+}
+
+// ReleaseN gives back n slots taken by AcquireN (its result).
+func (s *Slots) ReleaseN(n int) {
+	s.mu.Lock()
+	if n <= 0 || s.used < n {
 		s.mu.Unlock()
 		panic("passwords: Slots.Release without Acquire")
 	}
-	s.used--
+	s.used -= n
 	s.grant()
 	s.mu.Unlock()
 }
 
-// grant hands free slots to the longest waiters; s.mu is held.
+// grant hands free slots to the longest waiters, in order (one waiting for
+// more slots than are free holds back those behind it, so that it is not
+// starved); s.mu is held.
 func (s *Slots) grant() {
-	for s.used < s.limit && s.waiters.Len() > 0 {
-		ready := s.waiters.Remove(s.waiters.Front()).(chan struct{})
-		s.used++
-		close(ready)
+	for s.waiters.Len() > 0 {
+		w := s.waiters.Front().Value.(*slotWaiter)
+		k := min(w.n, s.limit)
+		if s.used+k > s.limit {
+			return
+		}
+		s.waiters.Remove(s.waiters.Front())
+		s.used += k
+		w.granted = k
+		close(w.ready)
 	}
 }

@@ -2,6 +2,9 @@ package passwords
 
 import (
 	"context"
+	"crypto/pbkdf2"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -127,4 +130,72 @@ func TestHasherBoundAcrossSetLimit(t *testing.T) {
 	if p := peak.Load(); p > 1 {
 		t.Errorf("%d computations ran at once after SetLimit(1)", p)
 	}
+}
+
+// The bound is weighted by memory: an argon2 hash with four times the
+// hasher's memory takes four slots, so with four slots such checks run one
+// at a time (argon2's memory × concurrency stays bounded), while pbkdf2
+// checks (negligible memory) take one slot each.
+func TestHasherBoundWeightedByMemory(t *testing.T) {
+	h := NewHasher(lowParams, 4)
+	big := lowParams
+	big.Memory *= 4
+	ctx := context.Background()
+	bigHash, err := NewHasher(big, 1).Hash(ctx, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cur, peak atomic.Int32
+	h.inSlot = func() {
+		n := cur.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(5 * time.Millisecond) // widen the window for overlap
+		cur.Add(-1)
+	}
+	run := func(encoded string) int32 {
+		peak.Store(0)
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				if ok, _, err := h.Verify(ctx, "pw", encoded); !ok || err != nil {
+					t.Errorf("verify: %v, %v", ok, err)
+				}
+			})
+		}
+		wg.Wait()
+		return peak.Load()
+	}
+	if p := run(bigHash); p != 1 {
+		t.Errorf("%d argon2 checks of 4× the hasher's memory ran at once with 4 slots, want 1", p)
+	}
+	if used := h.Slots().InUse(); used != 0 {
+		t.Errorf("%d slots in use after all checks", used)
+	}
+	pbkdf2Hash := "pbkdf2_sha256$1000$salt$" + pbkdf2Key("pw", "salt", 1000)
+	if p := run(pbkdf2Hash); p > 4 {
+		t.Errorf("%d pbkdf2 checks ran at once with 4 slots", p)
+	}
+	// A hash dearer than the whole bound still runs (alone).
+	huge := lowParams
+	huge.Memory *= 16
+	hugeHash, err := NewHasher(huge, 1).Hash(ctx, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := run(hugeHash); p != 1 {
+		t.Errorf("%d checks of 16× the memory ran at once, want 1", p)
+	}
+}
+
+func pbkdf2Key(password, salt string, iterations int) string {
+	key, err := pbkdf2.Key(sha256.New, password, []byte(salt), iterations, 32)
+	if err != nil {
+		panic(err)
+	}
+	return base64.StdEncoding.EncodeToString(key)
 }

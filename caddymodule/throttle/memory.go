@@ -1,7 +1,10 @@
 package throttle
 
 import (
+	"errors"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -15,14 +18,17 @@ const sweepEvery = time.Minute
 
 // Memory is a Store in this process's memory, for a single instance. Its
 // size is bounded: expired entries are swept as it is written to, and when
-// it is full of live entries the oldest-looking counters (then bans) make
-// room, so a flood of distinct keys cannot grow it without bound.
+// it is full of live entries the counters with the fewest counts (then
+// passes) make room, so a flood of distinct keys can neither grow it without
+// bound nor reset a key's count cheaply. Bans are never evicted: a store
+// full of bans refuses new keys with ErrFull (fail closed).
 type Memory struct {
 	mu        sync.Mutex
 	entries   map[string]*entry
 	maxKeys   int
 	lastSweep time.Time
-	seq       uint64 // the last attempt's ID
+	fullUntil time.Time // new keys are refused until then: nothing to evict
+	seq       uint64    // the last attempt's ID
 	now       func() time.Time
 }
 
@@ -88,15 +94,43 @@ func (m *Memory) live(key string, now time.Time) *entry {
 	return e
 }
 
-// put stores a new entry, making room first if needed.
-func (m *Memory) put(key string, e *entry, now time.Time) {
-	if now.Sub(m.lastSweep) >= sweepEvery || len(m.entries) >= m.maxKeys {
+// room makes room for n new entries, sweeping expired ones and evicting
+// live ones if the store is full, never evicting a ban or an entry under one
+// of keep (the keys the caller is about to use). It returns ErrFull when
+// the store cannot take them (fail closed: bans are never forgotten).
+func (m *Memory) room(n int, now time.Time, keep ...string) error {
+	if n == 0 {
+		return nil
+	}
+	if now.Sub(m.lastSweep) >= sweepEvery {
 		m.sweep(now)
 	}
-	if len(m.entries) >= m.maxKeys {
-		m.evict()
+	if len(m.entries)+n <= m.maxKeys {
+		return nil
 	}
+	if now.Before(m.fullUntil) {
+		return ErrFull
+	}
+	m.sweep(now)
+	if len(m.entries)+n > m.maxKeys {
+		m.evict(n, keep)
+	}
+	if len(m.entries)+n > m.maxKeys {
+		m.fullUntil = now.Add(fullRetry)
+		return ErrFull
+	}
+	return nil
+}
+
+// fullRetry is how long a store that found nothing to evict refuses new
+// keys before it looks again (unless entries are removed meanwhile), so a
+// flood against a store full of bans costs no scan per request.
+const fullRetry = time.Second
+
+// put stores a new entry; the caller made room for it.
+func (m *Memory) put(key string, e *entry) {
 	m.entries[key] = e
+	m.fullUntil = time.Time{}
 }
 
 func (m *Memory) sweep(now time.Time) {
@@ -106,25 +140,65 @@ func (m *Memory) sweep(now time.Time) {
 			delete(m.entries, k)
 		}
 	}
+	m.fullUntil = time.Time{}
 }
 
-// evict drops an eighth of the entries (map order is random), counters
-// before bans, so a full store frees room in batches. (Evicting a counter
-// forgets its attempts: a flood of distinct keys can reset one, which the
-// bound is worth.)
-func (m *Memory) evict() {
-	target := len(m.entries) - m.maxKeys*7/8
-	for _, bansToo := range []bool{false, true} {
-		for k := range m.entries {
-			if target <= 0 {
-				return
-			}
-			if !bansToo && len(k) >= len(banPrefix) && k[:len(banPrefix)] == banPrefix {
-				continue
-			}
-			delete(m.entries, k)
-			target--
+// evict drops live entries until n new ones fit and an eighth of the store
+// is free (so a full store frees room in batches), in this order: counters
+// (attempt and event counts) with the fewest counted events first, those
+// whose window ends soonest among equals; then passes, the soonest expiring
+// first. Bans are never evicted, and neither are the entries under keep.
+//
+// So a flood of distinct keys cannot reset a key's count or lift a ban:
+// evicting a counter of c events takes a flood of keys that have each
+// counted c events, costing the flooder far more attempts than forgetting
+// the count gives back.
+func (m *Memory) evict(n int, keep []string) {
+	target := len(m.entries) + n - m.maxKeys*7/8
+	type candidate struct {
+		key   string
+		rank  int // 0: counter, 1: passes
+		count int64
+		until time.Time
+	}
+	cands := make([]candidate, 0, len(m.entries))
+	for k, e := range m.entries {
+		var c candidate
+		switch {
+		case strings.HasPrefix(k, banPrefix):
+			continue
+		case strings.HasPrefix(k, passPrefix):
+			c = candidate{key: k, rank: 1, until: e.until}
+		case strings.HasPrefix(k, attemptPrefix):
+			c = candidate{key: k, count: int64(len(e.held)), until: e.until}
+		default:
+			c = candidate{key: k, count: e.n, until: e.until}
 		}
+		if slices.Contains(keep, k) {
+			continue
+		}
+		cands = append(cands, c)
+	}
+	if target > len(cands) {
+		target = len(cands)
+	}
+	if target <= 0 {
+		return
+	}
+	slices.SortFunc(cands, func(a, b candidate) int {
+		if a.rank != b.rank {
+			return a.rank - b.rank
+		}
+		if a.count != b.count {
+			if a.count < b.count {
+				return -1
+			}
+			return 1
+		}
+		return a.until.Compare(b.until)
+	})
+	for _, c := range cands[:target] {
+		delete(m.entries, c.key)
 	}
 }
 
@@ -166,14 +240,25 @@ func (m *Memory) Admit(limits ...Limit) (*Attempt, time.Duration, int, error) {
 	if which >= 0 {
 		return nil, wait, which, nil
 	}
+	keys := make([]string, len(limits))
+	fresh := 0
+	for i, l := range limits {
+		keys[i] = attemptPrefix + l.Key
+		if m.live(keys[i], now) == nil {
+			fresh++
+		}
+	}
+	if err := m.room(fresh, now, keys...); err != nil {
+		return nil, 0, -1, err
+	}
 	m.seq++
 	a := &Attempt{ID: strconv.FormatUint(m.seq, 36), Limits: limits, Slots: make([]int, len(limits))}
 	for i, l := range limits {
-		k := attemptPrefix + l.Key
+		k := keys[i]
 		c := m.live(k, now)
 		if c == nil {
 			c = &entry{until: now.Add(l.Window)}
-			m.put(k, c, now)
+			m.put(k, c)
 		}
 		a.Slots[i] = len(c.held) + 1
 		c.held = append(c.held, held{a.ID, a.Slots[i]})
@@ -203,9 +288,9 @@ func (m *Memory) Fail(a *Attempt) ([]bool, error) {
 		delete(m.entries, k)
 		bk := banPrefix + l.Key
 		b := m.live(bk, now)
-		if b == nil {
+		if b == nil { // in the room of the counter just deleted: a ban is never refused
 			b = &entry{n: 1}
-			m.put(bk, b, now)
+			m.put(bk, b)
 		}
 		b.until, b.forever = now.Add(l.Ban), l.Ban == 0
 		banned[i] = true
@@ -265,8 +350,11 @@ func (m *Memory) Take(key string, limit int, window time.Duration) (time.Duratio
 	tk := takePrefix + key
 	e := m.live(tk, now)
 	if e == nil {
+		if err := m.room(1, now, tk); err != nil {
+			return 0, err
+		}
 		e = &entry{until: now.Add(window)}
-		m.put(tk, e, now)
+		m.put(tk, e)
 	}
 	e.n++
 	if e.n <= int64(limit) {
@@ -295,8 +383,11 @@ func (m *Memory) remember(l Limit, now time.Time) {
 	k := passPrefix + l.Key
 	e := m.live(k, now)
 	if e == nil {
+		if m.room(1, now, k) != nil {
+			return // not remembered: the client is not known (fail closed)
+		}
 		e = &entry{}
-		m.put(k, e, now)
+		m.put(k, e)
 	}
 	kept := e.passes[:0]
 	for _, q := range e.passes {
@@ -331,3 +422,7 @@ func (m *Memory) Unban(keys ...string) (bool, error) {
 	}
 	return lifted, nil
 }
+
+// ErrFull is the Memory store's refusal of a new key when every entry it
+// holds is a ban (bans are never evicted): fail closed.
+var ErrFull = errors.New("throttle: memory store full of bans")

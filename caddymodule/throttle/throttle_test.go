@@ -1,6 +1,7 @@
 package throttle
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -601,4 +602,70 @@ func TestLockoutPasses(t *testing.T) {
 			t.Error("a pass past its TTL was admitted")
 		}
 	})
+}
+
+// A flood of distinct keys must not reset a target's count: the entries
+// with the fewest attempts make room first, so the target's near-ban
+// count survives a flood of one-attempt counters.
+func TestMemoryFloodKeepsCounts(t *testing.T) {
+	m := NewMemory(1000)
+	target := Limit{Key: "u:target", Max: 5, Window: time.Hour, Ban: time.Hour, ClearOnSuccess: true}
+	lock := Limit{Key: "lock:target", Max: 50, Window: 24 * time.Hour, Pass: "p", PassTTL: time.Hour}
+	for range 4 {
+		fail(t, m, admit(t, m, target, lock))
+	}
+	for i := range 20_000 {
+		a, _, _, err := m.Admit(Limit{Key: fmt.Sprintf("noise%d", i), Max: 50, Window: time.Hour, Ban: time.Hour})
+		if err != nil || a == nil {
+			t.Fatalf("flood key %d refused (%v) while counters with one attempt could make room", i, err)
+		}
+		fail(t, m, a)
+	}
+	if n := m.Len(); n > 1000 {
+		t.Errorf("%d entries, bound is 1000", n)
+	}
+	if banned := fail(t, m, admit(t, m, target, lock)); !banned[0] {
+		t.Error("the target's 5th failure after a flood of other keys did not ban it: its count was evicted")
+	}
+}
+
+// A flood of bans must never evict a ban (a lockout until lifted above
+// all): once the store is full of bans, new keys are refused (fail closed).
+func TestMemoryFloodKeepsBans(t *testing.T) {
+	m := NewMemory(100)
+	lock := Limit{Key: "lock:target", Max: 1, Window: time.Hour, Pass: "p", PassTTL: time.Hour} // Ban 0: until lifted
+	if banned := fail(t, m, admit(t, m, lock)); !banned[0] {
+		t.Fatal("not locked out")
+	}
+	refusedNew := 0
+	for i := range 5000 {
+		a, _, _, err := m.Admit(Limit{Key: fmt.Sprintf("noise%d", i), Max: 1, Window: time.Hour, Ban: time.Hour})
+		if err != nil {
+			if !errors.Is(err, ErrFull) {
+				t.Fatalf("flood key %d: %v, want ErrFull", i, err)
+			}
+			refusedNew++
+			continue
+		}
+		if a == nil {
+			continue
+		}
+		fail(t, m, a)
+	}
+	if n := m.Len(); n > 100 {
+		t.Errorf("%d entries, bound is 100", n)
+	}
+	if refusedNew == 0 {
+		t.Error("a store full of bans admitted every new key")
+	}
+	a, wait, _, err := m.Admit(Limit{Key: "lock:target", Max: 1, Window: time.Hour, Pass: "other", PassTTL: time.Hour})
+	if err != nil || a != nil || wait != Indefinitely {
+		t.Errorf("the lockout after a flood of bans: Admit = %v, %v, %v; want refused indefinitely", a, wait, err)
+	}
+	// Known keys still work when the store is full: a ban is lifted by
+	// its unban, and the freed room takes a new key.
+	if lifted, _ := m.Unban("lock:target"); !lifted {
+		t.Error("Unban of the lockout found no ban")
+	}
+	admit(t, m, Limit{Key: "after-unban", Max: 1, Window: time.Hour, Ban: time.Hour})
 }

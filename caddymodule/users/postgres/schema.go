@@ -109,6 +109,9 @@ CREATE TABLE IF NOT EXISTS session_auth_schema (
 // advisory lock, so that instances starting at once run each migration
 // exactly once and none sees a half-made schema. It is idempotent.
 func (s *Store) migrate(ctx context.Context) error {
+	if s.django {
+		return s.djangoMigrate(ctx)
+	}
 	return s.inTx(ctx, "migrating the schema", func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrationLock); err != nil {
 			return s.dbErr(ctx, "migrating the schema: taking the lock", err)

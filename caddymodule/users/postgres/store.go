@@ -52,6 +52,12 @@ type Options struct {
 	// listening: Listening false means the cache is flushed and bypassed
 	// (every ByID reads the database) until it is true again. For logs.
 	OnListener func(ListenerEvent)
+
+	// Django keeps the users in Django's own auth_user table (read-only
+	// groups from auth_group and auth_user_groups) with a side table for
+	// what the sidecar adds; see django.go. There is no user cache then
+	// (Django writes without telling), and no listener.
+	Django bool
 }
 
 // ListenerEvent is a change of the invalidation listener's state.
@@ -113,6 +119,13 @@ type Store struct {
 	stop        context.CancelFunc
 	done        chan struct{}
 	closeOnce   sync.Once
+
+	// Django flavour (Options.Django): the NOT NULL auth_user columns the
+	// store fills with '' (first_name, last_name), and whether
+	// auth_user_user_permissions exists; set by the migration's check.
+	django      bool
+	djangoExtra []string
+	djangoPerms bool
 }
 
 var _ users.Store = (*Store)(nil)
@@ -190,6 +203,11 @@ func New(rawURL string, opts Options) (*Store, error) {
 		migrateSem: make(chan struct{}, 1),
 		stop:       stop,
 		done:       make(chan struct{}),
+		django:     opts.Django,
+	}
+	if s.django {
+		close(s.done) // no listener: ByID always reads the database
+		return s, nil
 	}
 	listenCfg.OnNotification = s.onNotification
 	go s.listen(ctx)
@@ -390,6 +408,9 @@ func (s *Store) ByID(ctx context.Context, id int64) (*users.User, error) {
 	if err := s.ready(ctx); err != nil {
 		return nil, err
 	}
+	if s.django {
+		return s.djangoByID(ctx, id)
+	}
 	u := new(users.User)
 	err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM session_auth_users WHERE id = $1`, id), u)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -419,6 +440,9 @@ func (s *Store) ByUsername(ctx context.Context, name string) (*users.User, error
 	defer cancel()
 	if err := s.ready(ctx); err != nil {
 		return nil, err
+	}
+	if s.django {
+		return s.djangoByUsername(ctx, name, key)
 	}
 	u := new(users.User)
 	err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM session_auth_users WHERE username_key = $1`, key), u)
@@ -496,6 +520,13 @@ func (s *Store) Create(ctx context.Context, u *users.User) error {
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
+	if s.django {
+		if err := s.djangoCreate(ctx, &rec, key); err != nil {
+			return err
+		}
+		*u = rec
+		return nil
+	}
 	if rec.ID == 0 {
 		// One statement: the INSERT and its NOTIFY commit together.
 		err := s.pool.QueryRow(ctx, insertNoID, insertArgs(&rec, key)...).Scan(&rec.ID)
@@ -535,6 +566,9 @@ func (s *Store) Update(ctx context.Context, id int64, fn func(u *users.User) err
 	defer cancel()
 	if err := s.ready(ctx); err != nil {
 		return nil, err
+	}
+	if s.django {
+		return s.djangoUpdate(ctx, id, fn)
 	}
 	defer s.cache.Invalidate(id)
 	u := new(users.User)
@@ -582,6 +616,9 @@ func (s *Store) Delete(ctx context.Context, id int64) error {
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
+	if s.django {
+		return s.djangoDelete(ctx, id)
+	}
 	defer s.cache.Invalidate(id)
 	tag, err := s.pool.Exec(ctx, `DELETE FROM session_auth_users WHERE id = $1`, id)
 	if err != nil {
@@ -602,6 +639,9 @@ func (s *Store) List(ctx context.Context) ([]users.User, error) {
 	defer cancel()
 	if err := s.ready(ctx); err != nil {
 		return nil, err
+	}
+	if s.django {
+		return s.djangoList(ctx, "")
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM session_auth_users ORDER BY id`)
 	if err != nil {
@@ -648,6 +688,18 @@ func (s *Store) CreateMany(ctx context.Context, us []*users.User, skipExisting b
 	defer cancel()
 	if err := s.ready(ctx); err != nil {
 		return 0, err
+	}
+	if s.django {
+		created, n, err := s.djangoCreateMany(ctx, recs, keys, skipExisting)
+		if err != nil {
+			return 0, err
+		}
+		for i, ok := range created {
+			if ok {
+				*us[i] = recs[i]
+			}
+		}
+		return n, nil
 	}
 	defer s.cache.Invalidate()
 	created := make([]bool, len(us))
@@ -772,6 +824,9 @@ func (s *Store) ByEmail(ctx context.Context, email string) ([]users.User, error)
 	defer cancel()
 	if err := s.ready(ctx); err != nil {
 		return nil, err
+	}
+	if s.django {
+		return s.djangoList(ctx, ` WHERE lower(u.email) = lower($1)`, email)
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM session_auth_users WHERE lower(email) = lower($1) ORDER BY id`, email)
 	if err != nil {

@@ -28,6 +28,26 @@ import (
 // Run runs the suite. open must return a new, empty store for each call,
 // released by t.Cleanup; subtests do not run in parallel with each other.
 func Run(t *testing.T, open func(t *testing.T) users.Store) {
+	RunWith(t, open, Options{})
+}
+
+// Options describe a backend's documented limits, for RunWith.
+type Options struct {
+	// MaxPasswordHash is the longest password hash the backend keeps
+	// (Django's auth_user: 128); 0 means no limit.
+	MaxPasswordHash int
+
+	// SetGroups, if set, says the backend's groups are read-only (Django's
+	// auth_user_groups): the group tests put users in groups with it, and
+	// check that writes changing Groups are refused with ErrInvalidUser
+	// and change nothing.
+	SetGroups func(t *testing.T, s users.Store, id int64, groups []string)
+}
+
+// RunWith runs the suite for a backend with the limits o describes.
+func RunWith(t *testing.T, open func(t *testing.T) users.Store, o Options) {
+	opts = o
+	t.Cleanup(func() { opts = Options{} })
 	for _, tc := range []struct {
 		name string
 		fn   func(t *testing.T, s users.Store)
@@ -56,7 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) users.Store) {
 		{"ConcurrentCreatesOfOneName", testConcurrentCreate},
 		{"ConcurrentUpdatesLoseNothing", testConcurrentUpdate},
 		{"ConcurrentReadersAndWriter", testConcurrentReaders},
-		{"Groups", testGroups},
+		{"Groups", pick(opts.SetGroups == nil, testGroups, testGroupsReadOnly)},
 		{"GroupsAreCopies", testGroupsCopies},
 		{"EmailVerifiedAndByEmail", testEmailVerified},
 		{"Secrets", testSecrets},
@@ -67,6 +87,10 @@ func Run(t *testing.T, open func(t *testing.T) users.Store) {
 }
 
 var bg = context.Background()
+
+// opts are RunWith's options for the suite being run (subtests do not run
+// in parallel).
+var opts Options
 
 func mustCreate(t *testing.T, s users.Store, u *users.User) *users.User {
 	t.Helper()
@@ -474,7 +498,7 @@ func testRoundTrip(t *testing.T, s users.Store) {
 		{Username: "Zoë", Email: "zoë@例え.jp", PasswordHash: "pbkdf2_sha256$870000$salt$hash=", IsActive: true, IsStaff: true,
 			DateJoined: time.Date(2019, 3, 4, 5, 6, 7, 123456789, zone), LastLogin: time.Date(2025, 1, 2, 3, 4, 5, 999, time.UTC),
 			SessionEpoch: -3},
-		{Username: "max", SessionEpoch: math.MaxInt64, IsSuperuser: true, PasswordHash: strings.Repeat("h", 2000),
+		{Username: "max", SessionEpoch: math.MaxInt64, IsSuperuser: true, PasswordHash: strings.Repeat("h", longHash()),
 			DateJoined: time.Date(1969, 12, 31, 23, 59, 59, 999999999, time.UTC), LastLogin: time.Date(2999, 12, 31, 23, 59, 59, 1000, zone)},
 		{Username: "min", SessionEpoch: math.MinInt64, DateJoined: time.Date(1901, 1, 1, 0, 0, 0, 1, time.Local)},
 		{Username: "emoji🙂", Email: ""},
@@ -794,7 +818,7 @@ func testGroups(t *testing.T, s users.Store) {
 // the stored user.
 func testGroupsCopies(t *testing.T, s users.Store) {
 	in := []string{"b", "a"}
-	u := mustCreate(t, s, &users.User{Username: "kim", Groups: in})
+	u := mustCreateInGroups(t, s, &users.User{Username: "kim"}, in)
 	in[0] = "changed"
 	u.Groups[0] = "changed too"
 	want := []string{"a", "b"}
@@ -946,5 +970,71 @@ func testEmailVerified(t *testing.T, s users.Store) {
 	cancel()
 	if _, err := f.ByEmail(ctx, "vera@example.com"); !errors.Is(err, context.Canceled) {
 		t.Errorf("ByEmail with a done ctx: %v", err)
+	}
+}
+
+func pick(cond bool, a, b func(*testing.T, users.Store)) func(*testing.T, users.Store) {
+	if cond {
+		return a
+	}
+	return b
+}
+
+// longHash is the length of the longest hash the round trip stores.
+func longHash() int {
+	if opts.MaxPasswordHash > 0 {
+		return opts.MaxPasswordHash
+	}
+	return 2000
+}
+
+// mustCreateInGroups creates u and puts it in groups, by Create where the
+// backend writes groups, else with opts.SetGroups.
+func mustCreateInGroups(t *testing.T, s users.Store, u *users.User, groups []string) *users.User {
+	t.Helper()
+	if opts.SetGroups == nil {
+		u.Groups = groups
+		return mustCreate(t, s, u)
+	}
+	mustCreate(t, s, u)
+	opts.SetGroups(t, s, u.ID, groups)
+	return mustByID(t, s, u.ID)
+}
+
+// testGroupsReadOnly: groups set outside the store are read sorted and
+// exactly; a write that changes them is refused and changes nothing; a
+// write that keeps them works.
+func testGroupsReadOnly(t *testing.T, s users.Store) {
+	u := mustCreateInGroups(t, s, &users.User{Username: "gina", IsActive: true}, []string{"editors", "Editors", "Content Editors", "東京", "a,b"})
+	want := []string{"Content Editors", "Editors", "a,b", "editors", "東京"}
+	if !slices.Equal(u.Groups, want) {
+		t.Fatalf("groups %q, want %q", u.Groups, want)
+	}
+	if got, err := s.ByUsername(bg, "GINA"); err != nil || !slices.Equal(got.Groups, want) {
+		t.Errorf("ByUsername groups %q (%v)", got.Groups, err)
+	}
+	if all, err := s.List(bg); err != nil || len(all) != 1 || !slices.Equal(all[0].Groups, want) {
+		t.Errorf("List %+v (%v)", all, err)
+	}
+	_, err := s.Update(bg, u.ID, func(u *users.User) error {
+		u.Groups = append(u.Groups, "analysts")
+		u.Email = "changed@example.com"
+		return nil
+	})
+	if !errors.Is(err, users.ErrInvalidUser) {
+		t.Errorf("Update changing read-only groups: %v, want ErrInvalidUser", err)
+	}
+	if got := mustByID(t, s, u.ID); !slices.Equal(got.Groups, want) || got.Email != "" {
+		t.Errorf("refused Update changed the user: %+v", got)
+	}
+	got := mustUpdate(t, s, u.ID, func(u *users.User) { u.Email = "g@example.com" })
+	if !slices.Equal(got.Groups, want) || got.Email != "g@example.com" {
+		t.Errorf("Update keeping the groups: %+v", got)
+	}
+	if err := s.Create(bg, &users.User{Username: "hal", Groups: []string{"x"}}); !errors.Is(err, users.ErrInvalidUser) {
+		t.Errorf("Create with read-only groups: %v, want ErrInvalidUser", err)
+	}
+	if v := mustCreate(t, s, &users.User{Username: "ivy"}); v.Groups != nil {
+		t.Errorf("user without groups has %#v", v.Groups)
 	}
 }
