@@ -15,6 +15,8 @@ import (
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
+	"github.com/caddy-session-auth/caddy-session-auth/internal/testpg"
+	"github.com/caddy-session-auth/caddy-session-auth/internal/testredis"
 	"github.com/caddy-session-auth/caddy-session-auth/internal/testsmtp"
 )
 
@@ -44,6 +46,25 @@ func wantBody(t testing.TB, r *response, status int, body string) {
 	}
 }
 
+// backendsAndStores runs fn on the session stores and users backends the
+// issue names: sessions in bbolt and in Redis over a bbolt users_db, and
+// users in PostgreSQL (with Redis sessions, as a shared users database
+// needs).
+func backendsAndStores(t *testing.T, fn func(t *testing.T, c siteConfig)) {
+	t.Run("bolt", func(t *testing.T) { fn(t, siteConfig{}) })
+	t.Run("redis", func(t *testing.T) { fn(t, siteConfig{redisURL: testredis.Start(t).URL()}) })
+	t.Run("postgres", func(t *testing.T) {
+		fn(t, siteConfig{usersDB: testpg.New(t).URL, redisURL: testredis.Start(t).URL()})
+	})
+}
+
+// startWith starts a site from c with the throttles off and extra lines.
+func startWith(t *testing.T, c siteConfig, extra string) *site {
+	t.Helper()
+	c.extra = throttlesOff + extra
+	return startCustomSite(t, c)
+}
+
 const (
 	resetSent = `{"detail":"Password reset e-mail has been sent."}`
 	resetDone = `{"detail":"Password has been reset with the new password."}`
@@ -54,9 +75,9 @@ const (
 // one mail (to the active user only) with a working link, dj-rest-auth's
 // errors, sessions ended, the token single-use.
 func TestPasswordReset(t *testing.T) {
-	storeKinds(t, func(t *testing.T, redisURL string) {
+	backendsAndStores(t, func(t *testing.T, c siteConfig) {
 		mail := testsmtp.Start(t, testsmtp.Plain)
-		s := startSite(t, redisURL, mailLines(mail, ""))
+		s := startWith(t, c, mailLines(mail, ""))
 		s1 := s.newUser(t, "ann")
 		s2 := s.login(t, "ann", strongPassword)
 		s.newUser(t, "idle")
@@ -159,9 +180,9 @@ func TestResetLinkTemplateAndTimeout(t *testing.T) {
 // E-mail verification, mandatory: the mail on registration, login refused
 // until the key is posted, the header telling the upstream, resend.
 func TestEmailVerification(t *testing.T) {
-	storeKinds(t, func(t *testing.T, redisURL string) {
+	backendsAndStores(t, func(t *testing.T, c siteConfig) {
 		mail := testsmtp.Start(t, testsmtp.Plain)
-		s := startSite(t, redisURL, mailLines(mail, "email_verification mandatory\n"))
+		s := startWith(t, c, mailLines(mail, "email_verification mandatory\n"))
 		if r := s.register(t, "bob", "bob@example.com", strongPassword); r.StatusCode != 201 {
 			t.Fatalf("register: %d %s", r.StatusCode, r.body)
 		}

@@ -46,8 +46,8 @@ func (s *site) sessionList(t testing.TB, sess *session) []sessionEntry {
 // (opaque ids, current, IP, user agent), ending one (CSRF-checked, 204),
 // nobody else's, and the list following logout and logout/all.
 func TestOwnSessions(t *testing.T) {
-	storeKinds(t, func(t *testing.T, redisURL string) {
-		s := startSite(t, redisURL, "")
+	backendsAndStores(t, func(t *testing.T, c siteConfig) {
+		s := startWith(t, c, "")
 		if r := s.register(t, "gil", "gil@example.com", strongPassword); r.StatusCode != 201 {
 			t.Fatalf("register: %d", r.StatusCode)
 		}
@@ -119,16 +119,16 @@ func TestOwnSessions(t *testing.T) {
 			t.Fatal("the current session outlived its DELETE")
 		}
 		// logout and logout/all keep the list right.
-		c := s.loginUA(t, "gil", strongPassword, "C")
+		sc := s.loginUA(t, "gil", strongPassword, "C")
 		d := s.loginUA(t, "gil", strongPassword, "D")
 		if r := s.do(t, req{method: "POST", path: "/api/logout/", session: d, csrf: true}); r.StatusCode != 200 {
 			t.Fatalf("logout: %d", r.StatusCode)
 		}
-		if list := s.sessionList(t, c); len(list) != 1 || list[0].UserAgent != "C" {
+		if list := s.sessionList(t, sc); len(list) != 1 || list[0].UserAgent != "C" {
 			t.Fatalf("after logout: %+v", list)
 		}
 		e := s.loginUA(t, "gil", strongPassword, "E")
-		if r := s.do(t, req{method: "POST", path: "/api/logout/all/", session: c, csrf: true}); r.StatusCode != 200 {
+		if r := s.do(t, req{method: "POST", path: "/api/logout/all/", session: sc, csrf: true}); r.StatusCode != 200 {
 			t.Fatalf("logout/all: %d", r.StatusCode)
 		}
 		if s.whoami(t, e) != 403 {
