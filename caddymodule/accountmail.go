@@ -253,7 +253,7 @@ func (s *SessionAuth) verifyLink(base, key string) string {
 	return base + s.APIPrefix + "/" + s.LoginPage + "#verify/" + key
 }
 
-func siteName(link string) string {
+func mailSiteName(link string) string {
 	if u, err := url.Parse(link); err == nil && u.Host != "" {
 		return u.Hostname()
 	}
@@ -262,7 +262,7 @@ func siteName(link string) string {
 
 // The mails' text, Django's and allauth's templates in spirit.
 func resetMail(u *users.User, link string) *mailer.Message {
-	site := siteName(link)
+	site := mailSiteName(link)
 	return &mailer.Message{
 		Kind:    "password_reset",
 		To:      u.Email,
@@ -276,7 +276,7 @@ func resetMail(u *users.User, link string) *mailer.Message {
 }
 
 func verifyMail(u *users.User, link string) *mailer.Message {
-	site := siteName(link)
+	site := mailSiteName(link)
 	return &mailer.Message{
 		Kind:    "email_verification",
 		To:      u.Email,
@@ -302,7 +302,7 @@ func (s *SessionAuth) mailThrottled(w http.ResponseWriter, r *http.Request, kind
 		return true, false
 	}
 	if wait > 0 {
-		metrics.throttled.WithLabelValues(kind + "_ip").Inc()
+		s.counters.throttled(kind + "_ip").Inc()
 		s.logger.Info("mail request throttled", zap.String("kind", kind), zap.String("client_ip", clientIP(r)))
 		writeThrottled(w, wait)
 		return true, false
@@ -313,7 +313,7 @@ func (s *SessionAuth) mailThrottled(w http.ResponseWriter, r *http.Request, kind
 		return true, false
 	}
 	if wait > 0 {
-		metrics.throttled.WithLabelValues(kind + "_address").Inc()
+		s.counters.throttled(kind + "_address").Inc()
 		return false, true
 	}
 	return false, false

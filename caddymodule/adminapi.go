@@ -9,8 +9,10 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/accounts"
@@ -39,6 +41,8 @@ func init() {
 //	POST /session-auth/list-sessions   userRequest
 //	POST /session-auth/end-sessions    userRequest
 //	POST /session-auth/verify-email    userRequest
+//	POST /session-auth/update-user     updateUserRequest
+//	GET  /session-auth/backup          the users database, a bbolt file (backup.go)
 //
 // Each takes ?users_db=<path or URL> to choose among several open users databases.
 // Errors are Caddy's admin API errors: {"error":"…"} with a 4xx or 5xx.
@@ -75,7 +79,10 @@ func (a *adminAPI) Provision(ctx caddy.Context) error {
 
 // Routes returns the admin routes.
 func (a *adminAPI) Routes() []caddy.AdminRoute {
-	return []caddy.AdminRoute{{Pattern: adminAPIBase, Handler: caddy.AdminHandlerFunc(a.serve)}}
+	return []caddy.AdminRoute{
+		{Pattern: adminAPIBase, Handler: caddy.AdminHandlerFunc(a.serve)},
+		{Pattern: adminAPIBase + "backup", Handler: caddy.AdminHandlerFunc(a.serveBackup)}, // backup.go
+	}
 }
 
 type adminOp struct {
@@ -90,7 +97,10 @@ func decodeInto[Req any](fn func(ctx context.Context, ua storeAdmin, r Req) (any
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&r); err != nil {
-			return nil, badRequest("request body: %v", err)
+			return nil, bodyError(err)
+		}
+		if dec.More() {
+			return nil, badRequest("request body: one JSON object expected, found more after it")
 		}
 		return fn(ctx, ua, r)
 	}
@@ -138,6 +148,9 @@ var adminOps = map[string]adminOp{
 	"verify-email": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r userRequest) (any, error) {
 		return ua.setEmailVerified(ctx, r)
 	})},
+	"update-user": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r updateUserRequest) (any, error) {
+		return ua.updateUser(ctx, r) // updateuser.go
+	})},
 	"rotate-key": {http.MethodPost, func(ctx context.Context, ua storeAdmin, body []byte) (any, error) {
 		if b := bytes.TrimSpace(body); len(b) > 0 && string(b) != "{}" {
 			return nil, badRequest("rotate-key takes no parameters (an empty body or {})")
@@ -161,25 +174,29 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed: %v", r.Method)}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
+	if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+		return caddy.APIError{HTTPStatus: http.StatusRequestEntityTooLarge,
+			Err: fmt.Errorf("request body too large: at most %d MiB", maxAdminBody>>20)}
+	}
 	if err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("reading request body: %v", err)}
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New("reading the request body failed")}
 	}
 	sdb, dbKey, release, err := resolveUsersDB(r.URL.Query().Get("users_db"))
 	if err != nil {
-		return apiError(err)
+		return a.apiError(name, err)
 	}
 	defer release()
 	unban := func(username string) (bool, error) { return unbanUsername(dbKey, username) }
 
 	// Hashing waits for a slot (the handlers', one bound for the process);
 	// don't let a client that went away hold one.
-	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(adminWait.Load()))
 	defer cancel()
 	stores := func() []sessionAccess { return sessionStoresOf(dbKey) }
 	result, err := op.run(ctx, storeAdmin{accounts: &accounts.Service{Store: sdb.users, Hasher: processHasher(), Scheme: sdb.scheme}, unbanUsername: unban,
 		sessionStores: stores}, body)
 	if err != nil {
-		return apiError(err)
+		return a.apiError(name, err)
 	}
 	a.audit(name, result)
 	a.auditEvent(name, result, r)
@@ -237,11 +254,67 @@ func (a *adminAPI) auditEvent(op string, result any, r *http.Request) {
 	a.auditLog.Info(event, fields...)
 }
 
-func apiError(err error) error {
+// adminWait bounds an admin request's work (a hash waits for a slot that
+// the handlers share); tests shorten it.
+var adminWait atomic.Int64
+
+func init() { adminWait.Store(int64(time.Minute)) }
+
+// apiError turns err into the admin API's answer: a refusal (opError) as
+// it says; the request's time running out (no hashing slot) 503; any other
+// error is a fault of the users database, logged here with its details and
+// answered 503 without them.
+func (a *adminAPI) apiError(op string, err error) error {
 	if oe, ok := errors.AsType[*opError](err); ok {
+		if oe.cause != nil {
+			a.logger.Error("admin API: "+oe.msg, zap.String("op", op), zap.Error(oe.cause))
+		}
 		return caddy.APIError{HTTPStatus: oe.status, Err: oe}
 	}
-	return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable,
+			Err: errors.New("the server is busy (no password hashing slot in time): nothing was changed, try again")}
+	}
+	a.logger.Error("admin API: users database failure", zap.String("op", op), zap.Error(err))
+	return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable,
+		Err: errors.New("the users database failed (details in Caddy's log): try again")}
+}
+
+// bodyError words a request body that does not decode, without Go's
+// type names.
+func bodyError(err error) error {
+	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
+		return badRequest("request body: not valid JSON (at byte %d)", se.Offset)
+	}
+	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		if te.Field != "" {
+			return badRequest("request body: %q must be %s, not %s", te.Field, jsonKind(te.Type.Kind()), te.Value)
+		}
+		return badRequest("request body: want a JSON object, not %s", te.Value)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return badRequest("request body: a JSON object expected")
+	}
+	if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return badRequest("request body: unknown field %s", field)
+	}
+	return badRequest("request body: not a valid request")
+}
+
+// jsonKind names a Go kind as JSON does.
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	}
+	return "an object"
 }
 
 // resolveUsersDB finds the open users database to work on: the only one, or
@@ -264,7 +337,7 @@ func resolveUsersDB(want string) (*sharedDB, string, func(), error) {
 		shown[i] = displayDBKey(k)
 	}
 	if len(keys) == 0 {
-		return nil, "", nil, &opError{http.StatusNotFound, "no session_auth handler is running in this Caddy (no users database is open)"}
+		return nil, "", nil, &opError{status: http.StatusNotFound, msg: "no session_auth handler is running in this Caddy (no users database is open)"}
 	}
 	var key string
 	switch {

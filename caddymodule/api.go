@@ -53,7 +53,7 @@ func (s *SessionAuth) buildRoutes() (map[string]endpoint, error) {
 		{p + "/protected/", endpoint{name: "Protected", needsSession: true, allow: allowGet, methods: getHead, serve: (*SessionAuth).currentUser}},
 		{p + "/auth/", endpoint{raw: (*SessionAuth).forwardAuth}},
 		{s.HealthPath, endpoint{raw: func(s *SessionAuth, w http.ResponseWriter, r *http.Request) { s.health.serve(w, r) }}},
-		{p + "/" + s.LoginPage, endpoint{raw: func(s *SessionAuth, w http.ResponseWriter, r *http.Request) { s.page.serve(w, r) }}},
+		{p + "/" + s.LoginPage, endpoint{raw: (*SessionAuth).serveSigninPage}}, // signin_form.go
 	}
 	if s.SMTP != "" {
 		list = append(list, []struct {
@@ -140,7 +140,7 @@ type metadata struct {
 
 func (s *SessionAuth) register(w http.ResponseWriter, r *http.Request, _ authResult) {
 	result := resultInvalid
-	defer func() { metrics.registrations.WithLabelValues(result).Inc() }()
+	defer func() { s.counters.registration(result).Inc() }()
 	if s.Registration == registrationClosed {
 		// Before the throttle: a closed door counts nobody's attempts.
 		result = resultClosed
@@ -217,7 +217,7 @@ func (s *SessionAuth) register(w http.ResponseWriter, r *http.Request, _ authRes
 
 func (s *SessionAuth) login(w http.ResponseWriter, r *http.Request, _ authResult) {
 	result := resultInvalid
-	defer func() { metrics.logins.WithLabelValues(result).Inc() }()
+	defer func() { s.counters.login(result).Inc() }()
 	data, derr := readData(w, r, s.MaxBodyBytes)
 	if derr != nil {
 		writeJSON(w, derr.status, derr.body)
@@ -244,6 +244,8 @@ func (s *SessionAuth) login(w http.ResponseWriter, r *http.Request, _ authResult
 	cancel()
 	if err != nil && !errors.Is(err, accounts.ErrBadCredentials) {
 		result = resultError
+		s.logger.Info("login failed", zap.String("username", loggableUsername(username)), zap.String("client_ip", clientIP(r)),
+			zap.String("reason", failReason(err)))
 		s.loginCanceled(att) // a 503 tells nothing of the password
 		s.storeFailure(w, "checking credentials", err)
 		return
@@ -251,7 +253,8 @@ func (s *SessionAuth) login(w http.ResponseWriter, r *http.Request, _ authResult
 	if err != nil {
 		result = resultBadCredentials
 		s.loginFailed(att)
-		s.logger.Info("login failed", zap.String("username", loggableUsername(username)), zap.String("client_ip", clientIP(r)))
+		s.logger.Info("login failed", zap.String("username", loggableUsername(username)), zap.String("client_ip", clientIP(r)),
+			zap.String("reason", failReason(err)))
 		reason := reasonBadCredentials
 		if errors.Is(err, accounts.ErrInactive) {
 			reason = reasonInactive
@@ -266,6 +269,8 @@ func (s *SessionAuth) login(w http.ResponseWriter, r *http.Request, _ authResult
 		// The password was right (so the throttle counts a success), but
 		// the address is not proven yet: no session.
 		result = resultUnverified
+		s.logger.Info("login failed", zap.Int64("user_id", u.ID), zap.String("username", u.Username), zap.String("client_ip", clientIP(r)),
+			zap.String("reason", reasonUnverified))
 		s.audit(auditEntry{event: auditLoginFailed, user: u, r: r, reason: reasonUnverified})
 		writeJSON(w, http.StatusBadRequest, bodyUnverified)
 		return
@@ -325,7 +330,7 @@ func (s *SessionAuth) currentUser(w http.ResponseWriter, r *http.Request, auth a
 // storeFailure answers 503 when a store is down: the client keeps its
 // cookie and may retry; the error goes to the log, not to the client.
 func (s *SessionAuth) storeFailure(w http.ResponseWriter, doing string, err error) {
-	metrics.storeErrors.WithLabelValues(doing).Inc()
+	s.counters.storeError(doing).Inc()
 	s.logger.Error("store failure", zap.String("while", doing), zap.Error(err))
 	w.Header().Del("Set-Cookie")
 	writeJSON(w, http.StatusServiceUnavailable, bodyStoreDown)

@@ -34,13 +34,9 @@ const (
 	auditUserDeleted            = "user_deleted"
 )
 
-// Reasons of login_failed.
-const (
-	reasonBadCredentials = "bad_credentials"
-	reasonInactive       = "inactive"
-	reasonThrottled      = "throttled"
-	reasonUnverified     = "unverified"
-)
+// Reasons of login_failed: those of the log's "login failed" (signals.go)
+// and one more.
+const reasonUnverified = "unverified" // the right password, e-mail not verified (email_verification mandatory)
 
 // auditLoggerName is the audit logger's name under the handler's logger
 // (http.handlers.session_auth.audit; the admin API logs there too).

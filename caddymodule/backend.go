@@ -210,7 +210,7 @@ func (r *redisBackend) release() error {
 }
 
 // SessionCache is the session_cache setting: a number of sessions, or
-// "off" (in JSON, a number or the string "off"; 0 or absent is the
+// "off" (in JSON, a number from 1 or the string "off"; absent is the
 // default).
 type SessionCache int
 
@@ -232,7 +232,7 @@ func (c *SessionCache) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	n, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil || n < 0 || n > maxSessionCache {
+	if err != nil || n < 1 || n > maxSessionCache {
 		return fmt.Errorf("session_cache: want a number of sessions (1 to %d) or \"off\", got %s", maxSessionCache, b)
 	}
 	*c = SessionCache(n)

@@ -58,6 +58,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    public               <path_pattern...>
 //	    login_redirect       [<url>]
 //	    login_page           <path>
+//	    login_page_title     <title>
+//	    login_page_css       <file>
 //	    registration         open | closed
 //	    health_path          <path>
 //	    require              <who…> [<METHOD…>] <path_pattern…>
@@ -268,6 +270,14 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				s.SMTPTimeout = caddy.Duration(dur)
 			} else {
 				s.PasswordResetTimeout = caddy.Duration(dur)
+			}
+		case "login_page_title":
+			if !d.AllArgs(&s.LoginPageTitle) {
+				return d.ArgErr()
+			}
+		case "login_page_css":
+			if !d.AllArgs(&s.LoginPageCSS) {
+				return d.ArgErr()
 			}
 		case "registration":
 			if !d.AllArgs(&s.Registration) {

@@ -97,6 +97,7 @@ func configureCommand(cmd *cobra.Command) {
 		}
 		cmd.AddCommand(sub)
 	}
+	addOperatorCommands(cmd) // cmdops.go
 }
 
 func createUserCommand() *cobra.Command {
@@ -487,21 +488,7 @@ func readPassword(cmd *cobra.Command) (string, error) {
 		fmt.Fprintln(cmd.ErrOrStderr())
 		return b, err
 	}
-	first, err := prompt("Password: ")
-	if err != nil {
-		return "", err
-	}
-	if len(first) == 0 {
-		return "", errors.New("empty password")
-	}
-	second, err := prompt("Password (again): ")
-	if err != nil {
-		return "", err
-	}
-	if !bytes.Equal(first, second) {
-		return "", errors.New("the passwords do not match")
-	}
-	return string(first), nil
+	return askNewPassword(prompt, cmd.ErrOrStderr()) // cmdops.go
 }
 
 // withAdmin runs fn with the userAdmin chosen by the flags: the database

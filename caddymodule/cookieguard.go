@@ -16,7 +16,8 @@ import (
 // forwarded request goes through cookieGuard, which drops each upstream
 // Set-Cookie that names the same cookie as the sidecar's session or CSRF
 // cookie: same name (exactly: names are case-sensitive), same domain (the
-// sidecar's cookie_domain, or host-only when it has none) and path "/". A
+// sidecar's cookie_domain when it covers the request's host, else
+// host-only: see cookieDomainFor) and path "/". A
 // cookie that only shares the name (another Path or Domain) is another
 // cookie to the browser and passes.
 
@@ -143,7 +144,7 @@ func (s *SessionAuth) isOwnCookie(line string, r *http.Request) bool {
 			path, hasPath = v, v != "" && v[0] == '/'
 		}
 	}
-	if !strings.EqualFold(domain, strings.TrimPrefix(s.CookieDomain, ".")) {
+	if !strings.EqualFold(domain, s.cookieDomainFor(r)) {
 		return false
 	}
 	if !hasPath {

@@ -50,7 +50,8 @@ func TestCookieGuardImplicitHeader(t *testing.T) {
 // isOwnCookie follows RFC 6265's parsing of names, Domain and Path.
 func TestIsOwnCookie(t *testing.T) {
 	s := &SessionAuth{SessionCookie: "sessionid", CSRFCookie: "csrftoken"}
-	d := &SessionAuth{SessionCookie: "sessionid", CSRFCookie: "csrftoken", CookieDomain: ".example.com"}
+	d := &SessionAuth{SessionCookie: "sessionid", CSRFCookie: "csrftoken", CookieDomain: ".Example.com"}
+	d.setDefaults()
 	cases := []struct {
 		line, path string
 		own, ownD  bool
@@ -84,6 +85,33 @@ func TestIsOwnCookie(t *testing.T) {
 		}
 		if got := d.isOwnCookie(c.line, r); got != c.ownD {
 			t.Errorf("cookie_domain .example.com: %q at %s: own = %v", c.line, c.path, got)
+		}
+		// On a host outside cookie_domain, the sidecar's cookies are
+		// host-only (a browser refuses the domain): the guard protects those.
+		r.Host = "app.other.org:8443"
+		if got := d.isOwnCookie(c.line, r); got != c.own {
+			t.Errorf("cookie_domain .example.com, host app.other.org: %q at %s: own = %v", c.line, c.path, got)
+		}
+		r.Host = "App.Example.COM."
+		if got := d.isOwnCookie(c.line, r); got != c.ownD {
+			t.Errorf("cookie_domain .example.com, host App.Example.COM.: %q at %s: own = %v", c.line, c.path, got)
+		}
+	}
+}
+
+// cookie_domain is within the request's host, or not: the sidecar's
+// cookie gets the Domain, or is host-only.
+func TestCookieDomainFor(t *testing.T) {
+	d := &SessionAuth{CookieDomain: ".example.com"}
+	d.setDefaults()
+	for host, want := range map[string]string{
+		"example.com": "example.com", "EXAMPLE.com:443": "example.com", "a.b.example.com": "example.com",
+		"example.com.": "example.com", "badexample.com": "", "example.com.evil.org": "", "127.0.0.1:8080": "", "[::1]:80": "",
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Host = host
+		if got := d.cookieDomainFor(r); got != want {
+			t.Errorf("host %q: domain %q, want %q", host, got, want)
 		}
 	}
 }

@@ -126,7 +126,7 @@ func cookieSite(t *testing.T, extra string) (*site, string) {
 		format json
 	}
 }
-http://127.0.0.1:%d {
+http://127.0.0.1:%d, http://app.example.com:%[3]d {
 	session_auth {
 		users_db %s
 		login_throttle off
@@ -259,12 +259,13 @@ func TestUpstreamCannotSetSidecarCookies(t *testing.T) {
 	}
 }
 
-// With cookie_domain, the sidecar's cookies are domain cookies: the app's
-// cookie of that domain is dropped, its host-only one passes.
+// With cookie_domain, the sidecar's cookies are domain cookies on the hosts
+// within it: the app's cookie of that domain is dropped, its host-only one
+// passes.
 func TestUpstreamCannotSetSidecarCookiesDomain(t *testing.T) {
 	s, _ := cookieSite(t, "cookie_domain example.com")
 	sess := s.newUser(t, "cookiedomain")
-	r := s.do(t, req{method: "GET", path: "/page", session: sess})
+	r := s.do(t, req{method: "GET", path: "/page", session: sess, headers: map[string]string{"Host": fmt.Sprintf("app.example.com:%d", s.port)}})
 	if r.StatusCode != 200 {
 		t.Fatalf("GET /page: %d %s", r.StatusCode, r.body)
 	}

@@ -153,3 +153,11 @@ func ForgetHashCosts() { processHasher().ForgetCosts() }
 
 // HashLimit returns the process-wide bound on concurrent hashes.
 func HashLimit() int { return processHasher().Slots().Limit() }
+
+// SetAdminWait bounds the admin API's requests' work (a hash waiting for a
+// slot) to d; restore undoes it.
+func SetAdminWait(d time.Duration) (restore func()) {
+	old := adminWait.Load()
+	adminWait.Store(int64(d))
+	return func() { adminWait.Store(old) }
+}

@@ -6,3 +6,6 @@ func SetValidationOnly(on bool) { forceValidationOnly.Store(on) }
 
 // IsValidateCommand exposes the command-line test of validationOnly.
 func IsValidateCommand(args []string) bool { return isValidateCommand(args) }
+
+// AskNewPassword exposes the prompt loop of readPassword.
+var AskNewPassword = askNewPassword

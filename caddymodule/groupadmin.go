@@ -75,7 +75,7 @@ func (a storeAdmin) rotateKey(ctx context.Context) (*rotateKeyResult, error) {
 	now := time.Now()
 	ks, err := idtoken.Rotate(ctx, sec, now)
 	if errors.Is(err, idtoken.ErrCorrupt) {
-		return nil, &opError{http.StatusConflict, fmt.Sprintf("%v: nothing changed (the %q secret in the users database)", err, idtoken.SecretName)}
+		return nil, &opError{status: http.StatusConflict, msg: fmt.Sprintf("%v: nothing changed (the %q secret in the users database)", err, idtoken.SecretName)}
 	}
 	if err != nil {
 		return nil, err

@@ -43,6 +43,7 @@ func processHasherLocked() *passwords.Hasher {
 	if hashers.hasher == nil {
 		hashers.hasher = passwords.NewHasher(hasherParams, defaultHashConcurrency())
 		hashers.hasher.SetObserver(observeHash)
+		hashers.hasher.SetWaitObserver(observeHashWait) // signals.go
 		hashers.limits = map[int]int{}
 	}
 	return hashers.hasher

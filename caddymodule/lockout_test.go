@@ -81,8 +81,8 @@ func TestLoginLockout(t *testing.T) {
 		s := startAdminCaddy(t, "\t"+trustLocalProxy+"\n\tlog {\n\t\toutput file "+logPath+"\n\t\tformat json\n\t}\n", block)[0]
 		wantStatus(t, "register", s.register(t, "victim", "v@example.com", strongPassword), 201)
 		wantStatus(t, "owner at home", s.loginAs(t, "victim", strongPassword, fromIP("192.0.2.1")), 200)
-		const tripped = "caddy_session_auth_login_lockouts_total"
-		const refused = `caddy_session_auth_throttled_requests_total{kind="login_lockout"}`
+		const tripped = `caddy_session_auth_login_lockouts_total{site="srv0"}`
+		const refused = `caddy_session_auth_throttled_requests_total{kind="login_lockout",site="srv0"}`
 		trippedBefore, refusedBefore := s.adminMetric(t, tripped), s.adminMetric(t, refused)
 
 		guess := func(n int) {

@@ -18,15 +18,16 @@ var metrics struct {
 	registrations *prometheus.CounterVec
 	gate          *prometheus.CounterVec
 	throttled     *prometheus.CounterVec
-	lockouts      prometheus.Counter
+	lockouts      *prometheus.CounterVec
 	storeErrors   *prometheus.CounterVec
 	hashSeconds   prometheus.Histogram
+	hashWait      prometheus.Histogram // signals.go
 	mails         *prometheus.CounterVec
-
-	// Pre-resolved children for the per-request path: Inc is one atomic add.
-	gateAllowed, gatePublic, gateDenied, gateRedirected, gateCSRF, gateError prometheus.Counter
-	gateForbidden                                                            prometheus.Counter
 }
+
+// siteLabel names the handler's site (its server's name, e.g. srv0) on
+// every counter: several sites in one Caddy are told apart.
+const siteLabel = "site"
 
 // Label values.
 const (
@@ -45,49 +46,48 @@ func initMetrics(registry *prometheus.Registry) error {
 		metrics.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "login_attempts_total",
 			Help: "Login attempts by result: success, bad_credentials, invalid (malformed request), throttled, unverified (right password, e-mail not verified under email_verification mandatory), error.",
-		}, []string{"result"})
+		}, []string{"result", siteLabel})
 		metrics.registrations = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "registrations_total",
 			Help: "Registrations by result: created, invalid, throttled, closed (registration closed), error.",
-		}, []string{"result"})
+		}, []string{"result", siteLabel})
 		metrics.gate = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "gate_decisions_total",
 			Help: "Gate decisions on proxied paths: allowed, public, denied, redirected (to sign in), csrf_failed, forbidden (a require rule), error.",
-		}, []string{"result"})
+		}, []string{"result", siteLabel})
 		metrics.throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "throttled_requests_total",
 			Help: "Requests refused with 429, by what was throttled: login_username, login_ip, login_lockout, register_ip.",
-		}, []string{"kind"})
-		metrics.lockouts = prometheus.NewCounter(prometheus.CounterOpts{
+		}, []string{"kind", siteLabel})
+		metrics.lockouts = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "login_lockouts_total",
 			Help: "Usernames locked out by login_lockout (too many failed logins in its long window).",
-		})
+		}, []string{siteLabel})
 		metrics.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "store_errors_total",
 			Help: "Failed session or user store operations (answered 503).",
-		}, []string{"while"})
+		}, []string{"while", siteLabel})
 		metrics.hashSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: ns, Subsystem: sub, Name: "password_hash_duration_seconds",
 			Help:    "Time of each password hash or verification (argon2id and imported formats), excluding the wait for a slot.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		})
+		metrics.hashWait = newHashWaitHistogram(ns, sub) // signals.go
 		metrics.mails = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "mails_total",
 			Help: "Account mails by kind (password_reset, email_verification) and result: sent, failed (the SMTP server refused or did not answer), dropped (the queue was full).",
 		}, []string{"kind", "result"})
-		metrics.gateAllowed = metrics.gate.WithLabelValues("allowed")
-		metrics.gatePublic = metrics.gate.WithLabelValues("public")
-		metrics.gateDenied = metrics.gate.WithLabelValues("denied")
-		metrics.gateRedirected = metrics.gate.WithLabelValues("redirected")
-		metrics.gateCSRF = metrics.gate.WithLabelValues("csrf_failed")
-		metrics.gateError = metrics.gate.WithLabelValues("error")
-		metrics.gateForbidden = metrics.gate.WithLabelValues("forbidden")
+		for _, kind := range []string{"password_reset", "email_verification"} {
+			for _, result := range []string{"sent", "failed", "dropped"} {
+				metrics.mails.WithLabelValues(kind, result) // present from start, at 0
+			}
+		}
 	})
 	if registry == nil {
 		return nil
 	}
 	for _, c := range []prometheus.Collector{metrics.logins, metrics.registrations, metrics.gate,
-		metrics.throttled, metrics.lockouts, metrics.storeErrors, metrics.hashSeconds, metrics.mails} {
+		metrics.throttled, metrics.lockouts, metrics.storeErrors, metrics.hashSeconds, metrics.hashWait, metrics.mails} {
 		// Several session_auth handlers share one registry: register once.
 		if err := registry.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError

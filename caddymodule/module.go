@@ -210,6 +210,15 @@ type SessionAuth struct {
 	// APIPrefix. Default: "signin/".
 	LoginPage string `json:"login_page,omitempty"`
 
+	// LoginPageTitle names the site on the sign-in page (its title and
+	// heading). Default: the host the page was asked for.
+	LoginPageTitle string `json:"login_page_title,omitempty"`
+
+	// LoginPageCSS is a CSS file added to the sign-in page's style (after
+	// the built-in one), e.g. colours and a logo: images may come from the
+	// site itself or data: URLs.
+	LoginPageCSS string `json:"login_page_css,omitempty"`
+
 	// Registration is "open" (anyone may POST <api_prefix>/register/) or
 	// "closed" (the endpoint answers 403 and the sign-in page offers no
 	// form; operators create users with the CLI or the admin API).
@@ -298,9 +307,17 @@ type SessionAuth struct {
 	registered bool        // in sessionRegistry
 	auditLog   *zap.Logger // http.handlers.session_auth.audit
 
+	counters *siteMetrics // this site's counters (signals.go)
+
 	// cookieWarned: an upstream's Set-Cookie for our cookies was logged
 	// (cookieguard.go).
 	cookieWarned *atomic.Bool
+	// badNumber is the first number out of range in the JSON config
+	// (confignumbers.go).
+	badNumber error
+	// cookieDomain is CookieDomain as browsers store it: lower case, no
+	// leading dot (cookies.go).
+	cookieDomain string
 }
 
 // IdentityHeaders names the headers set on requests to the upstream.
@@ -332,6 +349,9 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	s.slogger = ctx.Slogger()
 	s.inflight = new(atomic.Int64)
 	s.cookieWarned = new(atomic.Bool)
+	if err := s.checkNumbers(); err != nil {
+		return err
+	}
 	s.setDefaults()
 	var err error
 	if s.origins, err = parseOrigins(s.CORSOrigins); err != nil {
@@ -349,6 +369,9 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("public: %v", err)
 	}
 	if s.page, err = newSigninPage(s.APIPrefix, s.CSRFCookie, s.Registration == registrationOpen, s.SMTP != ""); err != nil {
+		return err
+	}
+	if err = s.page.setLook(s.LoginPageTitle, s.LoginPageCSS); err != nil {
 		return err
 	}
 	if s.routes, err = s.buildRoutes(); err != nil {
@@ -371,6 +394,7 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
+	s.counters = newSiteMetrics(siteName(ctx)) // signals.go
 
 	if s.scheme, err = s.checkDjangoUsers(); err != nil { // djangousers.go
 		return err
@@ -413,12 +437,17 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 		s.logger.Warn("redis unreachable at start; session requests will get 503 until it is back",
 			zap.String("redis", sessions.RedactURL(s.Redis)), zap.Error(err))
 	}
-	return s.provisionThrottle()
+	if err := s.provisionThrottle(); err != nil {
+		return err
+	}
+	s.logStartup() // signals.go
+	return nil
 }
 
 func (s *SessionAuth) setDefaults() {
 	// {env.VAR} in JSON, as {$VAR} in a Caddyfile (replaced when adapting).
 	s.UsersDB = strings.TrimSpace(caddy.NewReplacer().ReplaceKnown(s.UsersDB, ""))
+	s.cookieDomain = normalCookieDomain(s.CookieDomain)
 	if s.UsersDB == "" {
 		s.UsersDB = filepath.Join(caddy.AppDataDir(), "session_auth", "users.db")
 	}
@@ -504,6 +533,9 @@ func (s *SessionAuth) Validate() error {
 	}
 	if s.CookieSecure != cookieSecureAuto && s.CookieSecure != cookieSecureAlways {
 		return fmt.Errorf("cookie_secure: want auto or always, got %q", s.CookieSecure)
+	}
+	if err := checkCookieDomain(s.CookieDomain); err != nil {
+		return err
 	}
 	for _, name := range []string{s.SessionCookie, s.CSRFCookie} {
 		if !validCookieName(name) {

@@ -49,28 +49,31 @@ func metricValue(t *testing.T, s *site, metricsURL, name string) float64 {
 	t.Helper()
 	m := &site{t: t, base: metricsURL, client: s.client}
 	r := m.do(t, req{method: "GET", path: "/"})
-	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` ([0-9.e+]+)$`)
-	match := re.FindSubmatch(r.body)
-	if match == nil {
-		return 0
+	// SITE stands for any site's name (the server's: srv0, srv1…); their
+	// values are added up.
+	pattern := strings.ReplaceAll(regexp.QuoteMeta(name), "SITE", `srv[0-9]+`)
+	re := regexp.MustCompile(`(?m)^` + pattern + ` ([0-9.e+]+)$`)
+	var sum float64
+	for _, match := range re.FindAllSubmatch(r.body, -1) {
+		v, _ := strconv.ParseFloat(string(match[1]), 64)
+		sum += v
 	}
-	v, _ := strconv.ParseFloat(string(match[1]), 64)
-	return v
+	return sum
 }
 
 func TestMetricsAndLogs(t *testing.T) {
 	s, metricsURL, logPath := opsSite(t, "")
 	before := map[string]float64{}
 	names := []string{
-		`caddy_session_auth_login_attempts_total{result="success"}`,
-		`caddy_session_auth_login_attempts_total{result="bad_credentials"}`,
-		`caddy_session_auth_login_attempts_total{result="invalid"}`,
-		`caddy_session_auth_registrations_total{result="created"}`,
-		`caddy_session_auth_registrations_total{result="invalid"}`,
-		`caddy_session_auth_gate_decisions_total{result="allowed"}`,
-		`caddy_session_auth_gate_decisions_total{result="denied"}`,
-		`caddy_session_auth_gate_decisions_total{result="redirected"}`,
-		`caddy_session_auth_gate_decisions_total{result="csrf_failed"}`,
+		`caddy_session_auth_login_attempts_total{result="success",site="SITE"}`,
+		`caddy_session_auth_login_attempts_total{result="bad_credentials",site="SITE"}`,
+		`caddy_session_auth_login_attempts_total{result="invalid",site="SITE"}`,
+		`caddy_session_auth_registrations_total{result="created",site="SITE"}`,
+		`caddy_session_auth_registrations_total{result="invalid",site="SITE"}`,
+		`caddy_session_auth_gate_decisions_total{result="allowed",site="SITE"}`,
+		`caddy_session_auth_gate_decisions_total{result="denied",site="SITE"}`,
+		`caddy_session_auth_gate_decisions_total{result="redirected",site="SITE"}`,
+		`caddy_session_auth_gate_decisions_total{result="csrf_failed",site="SITE"}`,
 		`caddy_session_auth_password_hash_duration_seconds_count`,
 	}
 	for _, n := range names {

@@ -33,10 +33,16 @@ func TestRedisSettingsErrors(t *testing.T) {
 		{"redis redis+sentinel://:s3cret@127.0.0.1:26379,/m", `"redis":"redis+sentinel://:s3cret@127.0.0.1:26379,/m"`, "empty Sentinel address"},
 	} {
 		cfg, err := adapt(fmt.Sprintf(":%d {\n\tsession_auth {\n\t\tusers_db %s\n\t\t%s\n\t}\n}", freePort(t), filepath.Join(dir, "u.db"), c.caddyfile))
+		errCaddyfile := err
 		if err != nil {
-			t.Fatalf("%s: adapting: %v", c.caddyfile, err)
+			// A URL the session backend cannot use is an adapt error, with
+			// the line (issue 15).
+			if !strings.Contains(err.Error(), "Caddyfile:4") {
+				t.Errorf("%s: adapt error without the line: %v", c.caddyfile, err)
+			}
+		} else {
+			errCaddyfile = caddy.Load(cfg, true)
 		}
-		errCaddyfile := caddy.Load(cfg, true)
 		errJSON := caddy.Load([]byte(jsonConfig(t, filepath.Join(dir, "u.db"), c.json)), true)
 		for what, err := range map[string]error{"Caddyfile": errCaddyfile, "JSON": errJSON} {
 			if err == nil {
@@ -87,4 +93,38 @@ func quote(s string) string {
 func jsonConfig(t *testing.T, usersDB, fields string) string {
 	return fmt.Sprintf(`{"admin":{"disabled":true},"apps":{"http":{"servers":{"s":{"listen":["127.0.0.1:%d"],"routes":[{"handle":[{"handler":"session_auth","users_db":%s,%s}]}]}}}}}`,
 		freePort(t), quote(usersDB), fields)
+}
+
+// A Redis or Sentinel URL whose password holds characters URLs reserve
+// (pasted unescaped) never shows it, or a piece of it, in the load error,
+// from a Caddyfile or JSON alike.
+func TestRedisURLPasswordNotInLoadError(t *testing.T) {
+	dir := t.TempDir()
+	for _, u := range []string{
+		"redis+sentinel://user:Pa55/wOrdX@127.0.0.1:26379,127.0.0.1:26380/mymaster",
+		"redis+sentinel://:Pa55#wOrdX@127.0.0.1:26379/mymaster",
+		"redis+sentinel://user:Pa55?wOrdX@127.0.0.1:26379/mymaster/0",
+		"rediss+sentinel://Pa55/wOrdX@127.0.0.1:26379/mymaster",
+		"redis://:Pa55/wOrdX@127.0.0.1:6379/0",
+		"redis://user:Pa55#wOrdX@127.0.0.1:6379/0",
+		"redis://127.0.0.1:6379/0?password=Pa55@wOrdX",
+	} {
+		// The Caddyfile refuses the URL when adapting (with the line); were
+		// it to adapt, loading must refuse it.
+		cfg, errCaddyfile := adapt(fmt.Sprintf(":%d {\n\tsession_auth {\n\t\tusers_db %s\n\t\tredis %q\n\t}\n}", freePort(t), filepath.Join(dir, "u.db"), u))
+		if errCaddyfile == nil {
+			errCaddyfile = caddy.Load(cfg, true)
+		}
+		errJSON := caddy.Load([]byte(jsonConfig(t, filepath.Join(dir, "u.db"), `"redis":`+quote(u))), true)
+		for what, err := range map[string]error{"Caddyfile": errCaddyfile, "JSON": errJSON} {
+			if err == nil {
+				caddy.Stop()
+				t.Errorf("%s %s: loaded", what, u)
+				continue
+			}
+			if strings.Contains(err.Error(), "Pa55") || strings.Contains(err.Error(), "wOrd") {
+				t.Errorf("%s %s: the error shows (part of) the password: %v", what, u, err)
+			}
+		}
+	}
 }

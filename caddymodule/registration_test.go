@@ -93,7 +93,7 @@ http://127.0.0.1:%d {
 	}
 	// Counted as closed (Caddy's admin endpoint serves the metrics).
 	admin := &site{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", adminPort), client: s.client}
-	m := regexp.MustCompile(`(?m)^caddy_session_auth_registrations_total\{result="closed"\} ([0-9]+)$`).
+	m := regexp.MustCompile(`(?m)^caddy_session_auth_registrations_total\{result="closed",site="srv[0-9]+"\} ([0-9]+)$`).
 		FindStringSubmatch(string(admin.do(t, req{method: "GET", path: "/metrics"}).body))
 	if m == nil {
 		t.Error("no registrations_total{result=\"closed\"} metric")

@@ -54,13 +54,13 @@ func redirectSlash(w http.ResponseWriter, r *http.Request) {
 // identity; anything else is refused.
 func (s *SessionAuth) gate(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if s.isPublic(r) {
-		metrics.gatePublic.Inc()
+		s.counters.gatePublic.Inc()
 		dropCookie(r.Header, s.SessionCookie)
 		return next.ServeHTTP(s.guardCookies(w, r), r)
 	}
 	auth, err := s.authenticate(r)
 	if err != nil {
-		metrics.gateError.Inc()
+		s.counters.gateError.Inc()
 		s.storeFailure(w, "reading session", err)
 		return nil
 	}
@@ -69,18 +69,18 @@ func (s *SessionAuth) gate(w http.ResponseWriter, r *http.Request, next caddyhtt
 			s.expireSessionCookie(w, r)
 		}
 		if s.wantsLoginRedirect(r, r.Method) {
-			metrics.gateRedirected.Inc()
+			s.counters.gateRedirected.Inc()
 			s.redirectToLogin(w, r.URL.RequestURI())
 			return nil
 		}
-		metrics.gateDenied.Inc()
+		s.counters.gateDenied.Inc()
 		writeJSON(w, http.StatusForbidden, bodyNotAuthenticated)
 		return nil
 	}
 	// Unsafe methods and WebSocket handshakes: the Origin rule; unsafe
 	// methods: the CSRF token too (csrfcheck.go).
 	if body := s.crossSiteCheck(r, r.Method, auth.who); body != nil {
-		metrics.gateCSRF.Inc()
+		s.counters.gateCSRF.Inc()
 		writeJSON(w, http.StatusForbidden, body)
 		return nil
 	}
@@ -88,17 +88,17 @@ func (s *SessionAuth) gate(w http.ResponseWriter, r *http.Request, next caddyhtt
 	// refused, browser or not (no sign-in redirect: they are signed in).
 	u := auth.who.user
 	if !s.permitted(r, u) {
-		metrics.gateForbidden.Inc()
+		s.counters.gateForbidden.Inc()
 		writeJSON(w, http.StatusForbidden, bodyPermissionDenied)
 		return nil
 	}
 	token, err := s.identityToken(r, u)
 	if err != nil {
-		metrics.gateError.Inc()
+		s.counters.gateError.Inc()
 		s.storeFailure(w, "signing the identity token", err)
 		return nil
 	}
-	metrics.gateAllowed.Inc()
+	s.counters.gateAllowed.Inc()
 	s.touchSession(auth.who)
 	s.setIdentity(r, u, token)
 	dropCookie(r.Header, s.SessionCookie)

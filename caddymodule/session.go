@@ -155,7 +155,7 @@ func (s *SessionAuth) setCookie(w http.ResponseWriter, r *http.Request, name, va
 		Name:     name,
 		Value:    value,
 		Path:     "/",
-		Domain:   s.CookieDomain,
+		Domain:   s.cookieDomain,
 		MaxAge:   maxAge,
 		HttpOnly: httpOnly,
 		Secure:   s.CookieSecure == cookieSecureAlways || requestIsHTTPS(r),

@@ -32,7 +32,7 @@ func (a storeAdmin) listSessions(ctx context.Context, r userRequest) (*sessionsR
 	for _, acc := range a.sessionStores() {
 		list, err := liveSessions(acc, u, "")
 		if err != nil {
-			return nil, &opError{http.StatusServiceUnavailable, "the session store did not answer: " + err.Error()}
+			return nil, &opError{status: http.StatusServiceUnavailable, msg: "the session store did not answer", cause: err}
 		}
 		res.Sessions = append(res.Sessions, list...)
 	}

@@ -46,17 +46,24 @@
     });
   }
 
-  // Flatten DRF errors: {"field": ["msg"]} or {"detail": "msg"}.
+  // DRF errors in words: {"username": ["A user with that username already
+  // exists."]} reads "Username: a user with that username already exists."
+  var labels = { username: "Username", email: "Email", password: "Password", password2: "Password (again)", new_password: "New password" };
+  function lowerFirst(m) {
+    return /^[A-Z][^A-Z]/.test(m) ? m.charAt(0).toLowerCase() + m.slice(1) : m;
+  }
   function messages(data) {
     var out = [];
     Object.keys(data).forEach(function (k) {
       var v = data[k];
       var list = Array.isArray(v) ? v : [String(v)];
       list.forEach(function (m) {
-        out.push(k === "detail" || k === "non_field_errors" ? m : k.replace("password2", "password (again)") + ": " + m);
+        if (k === "detail" || k === "non_field_errors") { out.push(m); return; }
+        var label = labels[k] || (k.charAt(0).toUpperCase() + k.slice(1).replace(/_/g, " "));
+        out.push(label + ": " + lowerFirst(m));
       });
     });
-    return out.join("\n");
+    return out.join("\n") || "Something went wrong; try again.";
   }
 
   var titles = { "register-form": "Create an account", "signed-in": "Signed in", "reset-form": "Reset your password",
@@ -94,15 +101,17 @@
         username: username, email: $("register-email").value,
         password: $("register-password").value, password2: $("register-password2").value
       }).then(function (r) {
-        if (r.status === 201) {
-          $("signin-username").value = r.data.username || username;
+        if (r.status !== 201) { say("error", messages(r.data)); return; }
+        // Signed up: sign in with the password just typed, then go on.
+        var name = r.data.username || username;
+        return call("POST", "/login/", { username: name, password: $("register-password").value }).then(function (l) {
+          if (l.status === 200) { location.assign(safeNext()); return; }
+          $("signin-username").value = name;
           show("signin-form");
           say("notice", "Account created. Sign in to continue.");
-          $("signin-password").focus();
-          return;
-        }
-        say("error", messages(r.data));
-      }, function () { say("error", "Network error, try again."); });
+          if (l.status !== 400) { say("error", messages(l.data)); }
+        });
+      }).catch(function () { say("error", "Network error, try again."); });
     });
   }
 
@@ -180,7 +189,9 @@
   }
   if (hasMail && hash === "reset") { show("reset-form"); return; }
 
+  // A page re-rendered after a form post keeps its view and errors.
+  var start = canRegister && ($("register-form").hidden === false || location.hash === "#register-form") ? "register-form" : "signin-form";
   call("GET", "/user/").then(function (r) {
-    if (r.status === 200) { signedIn(r.data); } else { show("signin-form"); }
-  }, function () { show("signin-form"); });
+    if (r.status === 200) { signedIn(r.data); } else { show(start); }
+  }, function () { show(start); });
 })();

@@ -45,7 +45,8 @@ const (
 // banned, logins for it get 429 with Retry-After, even with the right
 // password, before any password is checked. A successful login clears its
 // username's count (not its IP's). Wrong old passwords on the password
-// change endpoint count too. Zero fields take the defaults.
+// change endpoint count too. Fields left out take the defaults (a zero or
+// negative one written in a config is refused).
 //
 // Each password check is counted before it runs, so that concurrent
 // requests (on any number of instances sharing Redis) never get more than
@@ -81,7 +82,8 @@ type LoginThrottle struct {
 // Ban set, until Ban has passed. While locked, logins from other IPs get
 // 429 before any password is checked. Any successful login clears the
 // count. Counted with the login throttle's store (Redis when set, shared
-// by every instance; fail closed). Zero fields take the defaults.
+// by every instance; fail closed). Fields left out take the defaults (a
+// zero or negative one written in a config is refused).
 type LoginLockout struct {
 	// Off disables the lockout.
 	Off bool `json:"off,omitempty"`
@@ -347,13 +349,17 @@ func (s *SessionAuth) loginThrottled(w http.ResponseWriter, r *http.Request, use
 	}
 	if a == nil {
 		kind := kinds[which]
-		metrics.throttled.WithLabelValues(kind).Inc()
-		fields := []zap.Field{zap.String("username", loggableUsername(username)), zap.String("client_ip", clientIP(r)),
-			zap.String("banned", kind)}
-		if wait != throttle.Indefinitely {
-			fields = append(fields, zap.Duration("retry_after", wait))
+		s.counters.throttled(kind).Inc()
+		reason := reasonThrottled
+		if kind == kindLoginLockout {
+			reason = reasonLockedOut
 		}
-		s.logger.Info("login throttled", fields...)
+		fields := []zap.Field{zap.String("username", loggableUsername(username)), zap.String("client_ip", clientIP(r)),
+			zap.String("reason", reason), zap.String("banned", kind)}
+		if wait != throttle.Indefinitely {
+			fields = append(fields, zap.Int64("retry_after_s", seconds(wait)))
+		}
+		s.logger.Info("login failed", fields...)
 		writeThrottled(w, wait)
 		return nil, resultThrottled
 	}
@@ -379,22 +385,22 @@ func (s *SessionAuth) loginFailed(a *loginAttempt) {
 		}
 		switch kind {
 		case kindLoginLockout:
-			metrics.lockouts.Inc()
+			s.counters.lockouts.Inc()
 			lo := s.limits.lockout
 			until := "a login from a known IP or an unban"
 			if lo.Ban > 0 {
 				until = "the ban ends, a login from a known IP or an unban"
 			}
 			s.logger.Warn("too many failed logins: username locked out", zap.String("username", loggableUsername(a.username)),
-				zap.String("client_ip", a.clientIP), zap.Int("failures", lo.Failures), zap.Duration("window", time.Duration(lo.Window)),
-				zap.Duration("ban", time.Duration(lo.Ban)), zap.String("until", until))
+				zap.String("client_ip", a.clientIP), zap.Int("failures", lo.Failures), zap.Int64("window_s", seconds(time.Duration(lo.Window))),
+				zap.Int64("ban_s", seconds(time.Duration(lo.Ban))), zap.String("until", until))
 		default:
 			what := "username"
 			if kind == kindLoginIP {
 				what = "client IP"
 			}
 			s.logger.Warn("too many failed logins: "+what+" banned", zap.String("username", loggableUsername(a.username)),
-				zap.String("client_ip", a.clientIP), zap.Duration("ban", a.Limits[i].Ban))
+				zap.String("client_ip", a.clientIP), zap.Int64("ban_s", seconds(a.Limits[i].Ban)))
 		}
 	}
 }
@@ -435,8 +441,8 @@ func (s *SessionAuth) registerThrottled(w http.ResponseWriter, r *http.Request) 
 		return resultError
 	}
 	if wait > 0 {
-		metrics.throttled.WithLabelValues("register_ip").Inc()
-		s.logger.Info("registration throttled", zap.String("client_ip", clientIP(r)), zap.Duration("retry_after", wait))
+		s.counters.throttled("register_ip").Inc()
+		s.logger.Info("registration throttled", zap.String("client_ip", clientIP(r)), zap.Int64("retry_after_s", seconds(wait)))
 		writeThrottled(w, wait)
 		return resultThrottled
 	}

@@ -35,6 +35,7 @@ type userAdmin interface {
 	listSessions(ctx context.Context, r userRequest) (*sessionsResult, error)
 	endSessions(ctx context.Context, r userRequest) (*userResult, error)
 	setEmailVerified(ctx context.Context, r userRequest) (*userResult, error)
+	updateUser(ctx context.Context, r updateUserRequest) (*userResult, error) // updateuser.go
 }
 
 // The requests and results below are also the admin API's JSON bodies.
@@ -141,20 +142,21 @@ type importResult struct {
 type opError struct {
 	status int
 	msg    string
+	cause  error // for the log, not the answer
 }
 
 func (e *opError) Error() string { return e.msg }
 
 func badRequest(format string, args ...any) error {
-	return &opError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
+	return &opError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
 }
 
 func notFound(username string) error {
-	return &opError{http.StatusNotFound, fmt.Sprintf("no user named %q", username)}
+	return &opError{status: http.StatusNotFound, msg: fmt.Sprintf("no user named %q", username)}
 }
 
 func conflict(format string, args ...any) error {
-	return &opError{http.StatusConflict, fmt.Sprintf(format, args...)}
+	return &opError{status: http.StatusConflict, msg: fmt.Sprintf(format, args...)}
 }
 
 // storeAdmin applies userAdmin requests through the account rules
@@ -297,7 +299,8 @@ func (a storeAdmin) unban(ctx context.Context, r userRequest) (*userResult, erro
 	}
 	lifted, err := a.unbanUsername(u.Username)
 	if err != nil {
-		return nil, &opError{http.StatusServiceUnavailable, "the login throttle's store did not answer: " + err.Error()}
+		return nil, &opError{status: http.StatusServiceUnavailable,
+			msg: "the login throttle's store (Redis) did not answer: nothing was lifted, try again", cause: err}
 	}
 	return &userResult{User: infoOf(u), Changed: lifted}, nil
 }

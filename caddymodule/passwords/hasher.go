@@ -33,12 +33,17 @@ type Hasher struct {
 	// verified by VerifyDummy to spend the same time as a real check.
 	dummy    string
 	observer atomic.Pointer[func(time.Duration)]
+	waited   atomic.Pointer[func(time.Duration)] // wait.go
 	// inSlot, if set by tests, runs while a computation holds a slot.
 	inSlot func()
 
 	costMu sync.Mutex
-	costs  map[string]time.Duration // by kind of hash: running average of a check's time
+	costs  map[string]checkCost // by kind of hash (parsed.kind)
 }
+
+// checkCost is how long checks of one kind take: a running average and
+// mean deviation.
+type checkCost struct{ avg, dev time.Duration }
 
 // checker does the expensive part of verifying one parsed hash.
 type checker func(password string) (bool, error)
@@ -114,11 +119,11 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 // be checked, so that a user with an unusable or corrupt hash cannot be told
 // apart by timing from one with a wrong password. And every check (Verify
 // and VerifyDummy alike) lasts at least as long as the dearest kind of hash
-// (scheme and cost) h has checked so far takes (a running average of each
-// kind's time), so that neither an unknown user nor the user of any one
-// kind (say an imported pbkdf2_sha256 hash at Django's 600,000 iterations
-// and more, several times argon2's cost) is told apart by timing. The time
-// added is spent asleep, holding no slot.
+// (scheme and cost) h has checked so far usually takes (see pad; up to
+// maxPad), so that neither an unknown user nor the user
+// of any one kind (say an imported pbkdf2_sha256 hash at Django's 600,000
+// iterations and more, several times argon2's cost) is told apart by
+// timing. The time added is spent asleep, holding no slot.
 func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok bool, needsRehash bool, err error) {
 	p, err := h.parse(encoded)
 	if err != nil {
@@ -204,9 +209,11 @@ func (h *Hasher) units(memory uint32) int {
 }
 
 // run does work while holding units of h's slots, waiting for them unless
-// ctx ends first, and returns how long the work took.
+// ctx ends first (the wait is observed), and returns how long the work took.
 func (h *Hasher) run(ctx context.Context, units int, work func()) (time.Duration, error) {
+	asked := time.Now()
 	held, err := h.slots.AcquireN(ctx, units)
+	h.observeWait(time.Since(asked))
 	if err != nil {
 		return 0, err
 	}
@@ -233,34 +240,53 @@ func (h *Hasher) ForgetCosts() {
 	h.costMu.Unlock()
 }
 
+// maxPad caps the time checks are padded to: a stored hash of a pathological
+// cost (pbkdf2 at millions of iterations, bcrypt at cost 16) stands out
+// rather than slowing every login to its time.
+const maxPad = 3 * time.Second
+
+// padReserve is how much of its context's time a padded check leaves the
+// caller.
+const padReserve = time.Second
+
 // maxKinds bounds the kinds of hash whose cost h remembers (stored hashes
 // are data: a users table may hold many).
 const maxKinds = 64
 
 // pad records that a check of kind took work, then sleeps (holding no slot)
-// until the check has lasted as long as the dearest kind's average, unless
-// ctx ends first.
+// until the check has lasted as long as the dearest kind usually takes,
+// unless ctx ends first. "Usually" is as TCP estimates a round trip: a
+// running average plus twice the running mean deviation, so that even the
+// dearest kind's checks are padded almost always, whatever the load.
 func (h *Hasher) pad(ctx context.Context, kind string, work time.Duration) {
 	h.costMu.Lock()
 	if h.costs == nil {
-		h.costs = make(map[string]time.Duration)
+		h.costs = make(map[string]checkCost)
 	}
-	est, seen := h.costs[kind]
-	switch {
-	case seen:
-		est += (work - est) / 8
-	default:
-		est = work
+	c, seen := h.costs[kind]
+	if seen {
+		diff := work - c.avg
+		c.avg += diff / 8
+		c.dev += (max(diff, -diff) - c.dev) / 4
+	} else {
+		c = checkCost{avg: work, dev: work / 4}
 	}
 	if seen || len(h.costs) < maxKinds {
-		h.costs[kind] = est
+		h.costs[kind] = c
 	}
 	floor := time.Duration(0)
-	for _, d := range h.costs {
-		floor = max(floor, d)
+	for _, c := range h.costs {
+		floor = max(floor, c.avg+2*c.dev)
 	}
+	floor = min(floor, maxPad)
 	h.costMu.Unlock()
 	wait := floor - work
+	if dl, ok := ctx.Deadline(); ok {
+		// Leave the caller time for what follows the check (a login's
+		// store write) within its deadline: near it, timing is the
+		// queue's anyway.
+		wait = min(wait, time.Until(dl)-padReserve)
+	}
 	if wait <= 0 {
 		return
 	}

@@ -151,6 +151,16 @@ const (
 
 // parseRedisURL validates rawURL. Its errors quote only the redacted URL.
 func parseRedisURL(rawURL string) (*redisTarget, error) {
+	// A userinfo (everything before the last '@') holding '/', '?' or '#'
+	// unescaped, as a pasted password may, would be read as a host, path,
+	// query or fragment, and quoted as such: refuse it before parsing,
+	// quoting only what follows it.
+	if scheme, rest, ok := strings.Cut(rawURL, "://"); ok {
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 && strings.ContainsAny(rest[:at], "/?#") {
+			return nil, fmt.Errorf("sessions: invalid redis URL %s: the part before its last '@' (user and password) holds '/', '?' or '#': percent-encode them (%%2F, %%3F, %%23)",
+				redactRaw(scheme, rest))
+		}
+	}
 	var sentinelHosts string
 	if scheme, rest, ok := strings.Cut(rawURL, "://"); ok && (scheme == schemeSentinel || scheme == schemeSentinelTLS) {
 		// url.Parse takes one host only: the Sentinels' list is cut out
@@ -326,14 +336,40 @@ func authOptions(ui *url.Userinfo) []redis.DialOption {
 	return nil
 }
 
-// RedactURL returns rawURL fit for logs: the password hidden as by
-// redactURL, or a placeholder if it does not parse.
+// RedactURL returns rawURL fit for logs and errors: as parseRedisURL
+// shows it (password hidden as by redactURL, Sentinel URLs included) if it
+// is a valid Redis URL, else with everything before its last '@' hidden
+// and no query or fragment.
 func RedactURL(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "(unparsable URL)"
+	if t, err := parseRedisURL(rawURL); err == nil {
+		return t.redacted
 	}
-	return redactURL(u)
+	scheme, rest, ok := strings.Cut(rawURL, "://")
+	if !ok {
+		if strings.ContainsAny(rawURL, "@?#") {
+			return "(unparsable URL)"
+		}
+		return rawURL
+	}
+	return redactRaw(scheme, rest)
+}
+
+// redactRaw shows scheme://rest, a URL that may not parse, with no
+// userinfo (everything before the last '@' is hidden), query or fragment.
+// If a '/', '?' or '#' comes before the last '@', whether that '@' ends a
+// password or belongs to a query cannot be told: only the scheme is shown.
+func redactRaw(scheme, rest string) string {
+	userinfo := ""
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		if strings.ContainsAny(rest[:at], "/?#") {
+			return scheme + "://xxxxx"
+		}
+		userinfo, rest = "xxxxx@", rest[at+1:]
+	}
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
+		rest = rest[:i] + "?xxxxx"
+	}
+	return scheme + "://" + userinfo + rest
 }
 
 // redactURL is u.Redacted, but also hides a lone userinfo word, which Redis

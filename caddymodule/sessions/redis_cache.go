@@ -68,6 +68,7 @@ type trackingCache struct {
 	gen    uint64
 	active bool
 	onGen  uint64 // master generation of the invalidation connection
+	onRun  uint64 // run_id generation (RedisClient.serverGen) it was subscribed at
 	m      map[string]cachedSession
 
 	state atomic.Int32 // cacheState, for Status
@@ -119,6 +120,11 @@ func (s cacheState) String() string {
 
 var errTrackingUnsupported = errors.New("redis refused client tracking")
 
+// errBadReply is a reply on the invalidation connection that is not what
+// the protocol says (empty, short, of an unknown kind): the cache is
+// dropped and the connection made anew, after a back-off.
+var errBadReply = errors.New("unexpected reply on the session cache's invalidation connection")
+
 func newTrackingCache(c *RedisClient, prefix string, max int) *trackingCache {
 	tc := &trackingCache{c: c, prefix: prefix, max: max, log: c.log,
 		m: make(map[string]cachedSession), stop: make(chan struct{}), done: make(chan struct{})}
@@ -141,9 +147,9 @@ func (tc *trackingCache) close() {
 func (tc *trackingCache) get(token string) ([]byte, bool, uint64) {
 	tc.mu.RLock()
 	e, ok := tc.m[token]
-	gen, active, onGen := tc.gen, tc.active, tc.onGen
+	gen, active, onGen, onRun := tc.gen, tc.active, tc.onGen, tc.onRun
 	tc.mu.RUnlock()
-	if !ok || !active || onGen != tc.c.masterGen() {
+	if !ok || !active || onGen != tc.c.masterGen() || onRun != tc.c.serverGen() {
 		return nil, false, gen
 	}
 	now := time.Now()
@@ -163,7 +169,7 @@ func (tc *trackingCache) put(token string, data []byte, gen uint64) {
 	e := cachedSession{expiry: expiry, data: append([]byte(nil), data...)}
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
-	if !tc.active || tc.gen != gen || tc.onGen != tc.c.masterGen() {
+	if !tc.active || tc.gen != gen || tc.onGen != tc.c.masterGen() || tc.onRun != tc.c.serverGen() {
 		return
 	}
 	if _, ok := tc.m[token]; !ok && len(tc.m) >= tc.max {
@@ -189,14 +195,14 @@ func (tc *trackingCache) invalidate(all bool, tokens ...string) {
 }
 
 // setActive turns serving from memory on (on the master of generation
-// onGen) or off, flushing either way.
-func (tc *trackingCache) setActive(active bool, onGen uint64) {
+// onGen, the server of run_id generation onRun) or off, flushing either way.
+func (tc *trackingCache) setActive(active bool, onGen, onRun uint64) {
 	if !active {
 		tc.fresh.Store(0)
 	}
 	tc.mu.Lock()
 	tc.gen++
-	tc.active, tc.onGen = active, onGen
+	tc.active, tc.onGen, tc.onRun = active, onGen, onRun
 	clear(tc.m)
 	tc.mu.Unlock()
 }
@@ -214,13 +220,14 @@ func (tc *trackingCache) run() {
 				tc.log.Info("session cache back on: invalidation connection to redis subscribed")
 			}
 		})
-		tc.setActive(false, 0)
+		tc.setActive(false, 0, 0)
 		select {
 		case <-tc.stop:
 			return
 		default:
 		}
-		if wasActive {
+		bad := errors.Is(err, errBadReply) // no tight loop on a server that keeps sending them
+		if wasActive && !bad {
 			backoff = minBackoff
 		}
 		wait := backoff
@@ -234,12 +241,12 @@ func (tc *trackingCache) run() {
 			wait = trackingRetry
 		} else {
 			tc.state.Store(int32(cacheConnecting))
-			if wasActive && !saidLost {
+			if (wasActive || bad) && !saidLost {
 				saidLost = true
 				tc.log.Warn("session cache off: its invalidation connection to redis was lost; reading sessions from Redis until it is back",
 					"error", err)
 			}
-			if wasActive {
+			if wasActive && !bad {
 				wait = 0 // e.g. a new master: reconnect at once
 			}
 		}
@@ -248,7 +255,7 @@ func (tc *trackingCache) run() {
 			return
 		case <-time.After(wait):
 		}
-		if !wasActive && backoff < maxBackoff {
+		if (!wasActive || bad) && backoff < maxBackoff {
 			backoff *= 2
 		}
 	}
@@ -265,7 +272,7 @@ func (tc *trackingCache) subscribe(onActive func()) (bool, error) {
 		return false, err
 	}
 	defer conn.Close()
-	gen := connGen(conn)
+	gen, run := connGen(conn), tc.c.serverGen() // the dial noted the server's run_id
 	id, err := redis.Int64(conn.Do("CLIENT", "ID"))
 	if err != nil {
 		return false, trackingErr(err)
@@ -284,8 +291,11 @@ func (tc *trackingCache) subscribe(onActive func()) (bool, error) {
 	if err != nil {
 		return false, trackingErr(err)
 	}
+	if len(v) != 3 {
+		return false, fmt.Errorf("%w: a reply to SUBSCRIBE of %d elements", errBadReply, len(v))
+	}
 	if kind, _ := redis.String(v[0], nil); kind != "subscribe" {
-		return false, fmt.Errorf("unexpected reply to SUBSCRIBE: %q", kind)
+		return false, fmt.Errorf("%w: a reply to SUBSCRIBE of kind %q", errBadReply, kind)
 	}
 
 	// The keep-alive: a PING every invalPing; it also notices a new master
@@ -303,7 +313,7 @@ func (tc *trackingCache) subscribe(onActive func()) (bool, error) {
 			case <-quit:
 				return
 			case <-t.C:
-				if tc.c.masterGen() != gen {
+				if tc.c.masterGen() != gen || tc.c.serverGen() != run {
 					conn.Close()
 					return
 				}
@@ -315,7 +325,7 @@ func (tc *trackingCache) subscribe(onActive func()) (bool, error) {
 		}
 	}()
 
-	tc.setActive(true, gen)
+	tc.setActive(true, gen, run)
 	tc.fresh.Store(subscribed)
 	tc.state.Store(int32(cacheActive))
 	onActive()
@@ -326,33 +336,50 @@ func (tc *trackingCache) subscribe(onActive func()) (bool, error) {
 		}
 		msg, ok := reply.([]interface{})
 		if !ok || len(msg) == 0 {
-			continue
+			return true, fmt.Errorf("%w: %T of %d elements", errBadReply, reply, len(msg))
 		}
 		kind, _ := redis.String(msg[0], nil)
-		if kind == "pong" && len(msg) == 2 {
+		switch {
+		case kind == "pong" && len(msg) == 2:
 			if sent, err := strconv.ParseInt(string(asBytes(msg[1])), 10, 64); err == nil && sent > tc.fresh.Load() {
 				tc.fresh.Store(sent)
 			}
-			continue
-		}
-		if kind != "message" || len(msg) != 3 {
-			continue
-		}
-		if msg[2] == nil { // FLUSHDB, FLUSHALL
-			tc.invalidate(true)
-			continue
-		}
-		keys, _ := msg[2].([]interface{})
-		tokens := make([]string, 0, len(keys))
-		for _, k := range keys {
-			if b, ok := k.([]byte); ok {
-				if t, ok := strings.CutPrefix(string(b), tc.prefix); ok {
-					tokens = append(tokens, t)
-				}
+		case kind == "message" && len(msg) == 3:
+			if !tc.invalidation(msg[2]) {
+				return true, fmt.Errorf("%w: an invalidation message holding %T", errBadReply, msg[2])
 			}
+		default:
+			return true, fmt.Errorf("%w: a %q message of %d elements", errBadReply, kind, len(msg))
 		}
-		tc.invalidate(false, tokens...)
 	}
+}
+
+// invalidation applies an invalidation message's data: the keys changed
+// (an array), or nil for all (FLUSHDB, FLUSHALL). Anything else (say, a
+// client's PUBLISH on the channel) drops every entry and reports false.
+func (tc *trackingCache) invalidation(data interface{}) bool {
+	if data == nil {
+		tc.invalidate(true)
+		return true
+	}
+	keys, ok := data.([]interface{})
+	if !ok {
+		tc.invalidate(true)
+		return false
+	}
+	tokens := make([]string, 0, len(keys))
+	for _, k := range keys {
+		b, ok := k.([]byte)
+		if !ok {
+			tc.invalidate(true)
+			return false
+		}
+		if t, ok := strings.CutPrefix(string(b), tc.prefix); ok {
+			tokens = append(tokens, t)
+		}
+	}
+	tc.invalidate(false, tokens...)
+	return true
 }
 
 // monoEpoch and monoNow give monotonic times as integers (nanoseconds),

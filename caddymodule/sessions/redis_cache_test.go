@@ -534,3 +534,137 @@ func (l *logRecorder) all() []string {
 	defer l.mu.Unlock()
 	return append([]string(nil), l.msgs...)
 }
+
+// An empty or short reply on the invalidation connection (no Redis sends
+// one; a faulty proxy or server might) never panics: the cache is dropped
+// (reads go to Redis) and the connection made anew.
+func TestRedisCacheBadSubscribeReply(t *testing.T) {
+	srv := testredis.Start(t)
+	proxy := testredis.NewProxy(t, srv.Addr)
+	var answered atomic.Int32
+	proxy.Answer(func(fromClient []byte) []byte {
+		if bytes.Contains(fromClient, []byte("SUBSCRIBE")) {
+			answered.Add(1)
+			return []byte("*0\r\n")
+		}
+		return nil
+	})
+	logs := &logRecorder{}
+	a := NewRedisStore(openClient(t, "redis://"+proxy.Addr+"/0", RedisOptions{Logger: slog.New(logs)}), srv.Prefix, 100)
+	t.Cleanup(a.Close)
+	waitUntil(t, 10*time.Second, func() bool { return answered.Load() >= 2 }) // it tried again
+	if st := a.CacheStatus(); st != "connecting" {
+		t.Errorf("cache %s after empty replies to SUBSCRIBE, want connecting", st)
+	}
+	exp := time.Now().Add(hour)
+	if err := a.Commit("tok", session(t, exp, "one"), exp); err != nil {
+		t.Fatal(err)
+	}
+	if d, found, err := a.Find("tok"); err != nil || !found || valueOf(t, d) != "one" {
+		t.Fatalf("Find without the cache: %v %v", found, err)
+	}
+	proxy.Answer(nil)
+	waitStatus(t, a, "active")
+}
+
+func TestRedisCacheBadInvalidationMessages(t *testing.T) {
+	srv := testredis.Start(t)
+	proxy := testredis.NewProxy(t, srv.Addr)
+	logs := &logRecorder{}
+	a := cachedStore(t, openClient(t, "redis://"+proxy.Addr+"/0", RedisOptions{Logger: slog.New(logs)}), srv.Prefix, 100)
+	exp := time.Now().Add(hour)
+	if err := a.Commit("tok", session(t, exp, "one"), exp); err != nil {
+		t.Fatal(err)
+	}
+	publisher, err := redis.DialURL(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer publisher.Close()
+	for i, bad := range []func(){
+		func() { proxy.InjectSubscribers([]byte("*0\r\n")) },
+		func() { proxy.InjectSubscribers([]byte("*1\r\n$7\r\nmessage\r\n")) },
+		func() { proxy.InjectSubscribers([]byte("*2\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n")) },
+		func() { proxy.InjectSubscribers([]byte(":1\r\n")) },
+		func() { // a client publishing on the channel: not a list of keys
+			if _, err := publisher.Do("PUBLISH", "__redis__:invalidate", srv.Prefix+"tok"); err != nil {
+				t.Fatal(err)
+			}
+		},
+	} {
+		waitStatus(t, a, "active")
+		waitUntil(t, 5*time.Second, func() bool { // cached: a second read does not reach Redis
+			a.Find("tok")
+			n := getCalls(t, srv.URL())
+			a.Find("tok")
+			return getCalls(t, srv.URL()) == n
+		})
+		lost := logs.count("session cache off")
+		bad()
+		waitUntil(t, 5*time.Second, func() bool { return logs.count("session cache off") > lost })
+		n := getCalls(t, srv.URL())
+		if d, found, err := a.Find("tok"); err != nil || !found || valueOf(t, d) != "one" {
+			t.Fatalf("bad reply %d: Find: %v %v", i, found, err)
+		}
+		if getCalls(t, srv.URL()) != n+1 {
+			t.Errorf("bad reply %d: the session was served from the cache it should have dropped", i)
+		}
+	}
+}
+
+// A connection that reaches another Redis server than the cache's
+// invalidation connection did (a restart or failover behind a name or
+// virtual IP, no Sentinel: a new run_id) drops the cache, which follows to
+// the new server: a session cached from the old one is not served after
+// that, even while the invalidation connection to the old one lives.
+func TestRedisCacheNewRunID(t *testing.T) {
+	old, fresh := testredis.Start(t), testredis.Start(t)
+	if !old.Private() || !fresh.Private() {
+		t.Skip("needs two Redis servers of its own (redis-server on PATH)")
+	}
+	proxy := testredis.NewProxy(t, old.Addr)
+	logs := &logRecorder{}
+	c := openClient(t, "redis://"+proxy.Addr+"/0", RedisOptions{Logger: slog.New(logs)})
+	prefix := old.Prefix
+	a := cachedStore(t, c, prefix, 100)
+	exp := time.Now().Add(hour)
+	onOld := NewRedisStore(openClient(t, old.URL(), RedisOptions{}), prefix, 0)
+	onFresh := NewRedisStore(openClient(t, fresh.URL(), RedisOptions{}), prefix, 0)
+	if err := onOld.Commit("tok", session(t, exp, "old"), exp); err != nil {
+		t.Fatal(err)
+	}
+	if err := onFresh.Commit("tok", session(t, exp, "new"), exp); err != nil {
+		t.Fatal(err)
+	}
+	if d, found, err := a.Find("tok"); err != nil || !found || valueOf(t, d) != "old" {
+		t.Fatalf("Find before the move: %v %v", found, err)
+	}
+	// The address now leads to the new server; the old one drops its
+	// clients but for the subscribed one (as a demoted server may).
+	proxy.Retarget(fresh.Addr)
+	killer, err := redis.DialURL(old.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer killer.Close()
+	if _, err := killer.Do("CLIENT", "KILL", "TYPE", "normal"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Commit("other", session(t, exp, "x"), exp); err != nil {
+		t.Fatal(err)
+	}
+	if d, found, err := a.Find("tok"); err != nil || !found || valueOf(t, d) != "new" {
+		got := ""
+		if found {
+			got = valueOf(t, d)
+		}
+		t.Fatalf("Find after a connection reached a Redis with another run_id: %q %v %v, want new", got, found, err)
+	}
+	waitStatus(t, a, "active")
+	if d, _, _ := a.Find("tok"); valueOf(t, d) != "new" {
+		t.Fatal("the cache came back with the old server's session")
+	}
+	if logs.count("run_id") == 0 {
+		t.Error("the new run_id was not logged")
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +35,14 @@ type RedisClient struct {
 
 	sentinel *sentinel // nil unless the URL is a Sentinel one
 	log      *slog.Logger
+
+	// runMu guards runID, the run_id (INFO server) of the Redis server
+	// that the last connection dialed reached; runGen counts its changes
+	// (a restart, or another server behind the same address): the session
+	// cache serves only what it read while runGen stayed the same.
+	runMu  sync.Mutex
+	runID  string
+	runGen atomic.Uint64
 }
 
 // RedisOptions configures OpenRedis. Zero fields take the defaults noted.
@@ -89,6 +99,7 @@ func OpenRedis(rawURL string, o RedisOptions) (*RedisClient, error) {
 	}
 	c := NewRedisClient(newPool(dial, po))
 	c.sentinel, c.log = s, log
+	c.Pool.DialContext = c.noteRunID(dial)
 	if s != nil {
 		inner := c.Pool.TestOnBorrow
 		c.Pool.TestOnBorrow = func(conn redis.Conn, lastUsed time.Time) error {
@@ -119,6 +130,55 @@ func (c *RedisClient) masterGen() uint64 {
 	}
 	return c.sentinel.gen()
 }
+
+// noteRunID wraps dial: each new connection asks its server's run_id, and
+// one that differs from the last seen bumps runGen (and is logged).
+func (c *RedisClient) noteRunID(dial func(context.Context) (redis.Conn, error)) func(context.Context) (redis.Conn, error) {
+	return func(ctx context.Context) (redis.Conn, error) {
+		conn, err := dial(ctx)
+		if err != nil {
+			return nil, err
+		}
+		info, err := redis.String(redis.DoContext(conn, ctx, "INFO", "server"))
+		if err != nil {
+			var re redis.Error
+			if errors.As(err, &re) { // INFO refused (an ACL user without it): no run_id to compare
+				return conn, nil
+			}
+			conn.Close()
+			return nil, err
+		}
+		id := infoField(info, "run_id")
+		if id == "" {
+			return conn, nil
+		}
+		c.runMu.Lock()
+		changed := c.runID != "" && c.runID != id
+		c.runID = id
+		if changed {
+			c.runGen.Add(1)
+		}
+		c.runMu.Unlock()
+		if changed && c.log != nil {
+			c.log.Warn("redis has a new run_id (restarted, or another server behind the address): session cache dropped",
+				"run_id", id)
+		}
+		return conn, nil
+	}
+}
+
+// infoField returns field's value in an INFO reply ("" if absent).
+func infoField(info, field string) string {
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimRight(line, "\r"), field+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// serverGen is the run_id generation: see runGen.
+func (c *RedisClient) serverGen() uint64 { return c.runGen.Load() }
 
 // dial opens a connection as the pool does (to the master).
 func (c *RedisClient) dial(ctx context.Context) (redis.Conn, error) {

@@ -1,6 +1,7 @@
 package testredis
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"sync"
@@ -20,6 +21,9 @@ type Proxy struct {
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
+	client map[net.Conn]*sync.Mutex // client side of each connection: its write lock
+	subbed map[net.Conn]bool        // clients that sent SUBSCRIBE
+	answer func(fromClient []byte) []byte
 	down   bool
 	silent bool
 	resume chan struct{} // closed by Resume while silent
@@ -33,7 +37,7 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{Addr: ln.Addr().String(), target: target, ln: ln, conns: map[net.Conn]struct{}{}, resume: make(chan struct{})}
+	p := &Proxy{Addr: ln.Addr().String(), target: target, ln: ln, conns: map[net.Conn]struct{}{}, client: map[net.Conn]*sync.Mutex{}, subbed: map[net.Conn]bool{}, resume: make(chan struct{})}
 	go p.serve()
 	t.Cleanup(func() {
 		ln.Close()
@@ -60,29 +64,73 @@ func (p *Proxy) serve() {
 	}
 }
 
+// Retarget sends the connections made from now on to target; those open
+// stay with the old one (as a virtual IP or DNS name moved to another
+// server, say a replica promoted by hand).
+func (p *Proxy) Retarget(target string) {
+	p.mu.Lock()
+	p.target = target
+	p.mu.Unlock()
+}
+
 func (p *Proxy) forward(c net.Conn) {
-	s, err := net.Dial("tcp", p.target)
+	p.mu.Lock()
+	target := p.target
+	p.mu.Unlock()
+	s, err := net.Dial("tcp", target)
 	if err != nil {
 		c.Close()
 		return
 	}
+	wmu := new(sync.Mutex)
 	p.mu.Lock()
 	p.conns[c], p.conns[s] = struct{}{}, struct{}{}
+	p.client[c] = wmu
 	p.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); p.copy(s, c) }()
-	go func() { defer wg.Done(); p.copy(c, s) }()
+	go func() { defer wg.Done(); p.copy(s, c, c, wmu) }()
+	go func() { defer wg.Done(); p.copy(c, s, nil, wmu) }()
 	wg.Wait()
 	p.mu.Lock()
 	delete(p.conns, c)
 	delete(p.conns, s)
+	delete(p.client, c)
+	delete(p.subbed, c)
 	p.mu.Unlock()
 }
 
+// Answer makes the proxy answer, instead of the server, what a client
+// sends: fn sees each chunk a client sends and returns the bytes to send
+// back in the server's place, or nil to forward the chunk (nil fn: forward
+// all). For replies no server would send (a fault of the server or the
+// network in between).
+func (p *Proxy) Answer(fn func(fromClient []byte) []byte) {
+	p.mu.Lock()
+	p.answer = fn
+	p.mu.Unlock()
+}
+
+// InjectSubscribers sends raw bytes to every client connected through the
+// proxy that sent a SUBSCRIBE, as if from the server, between two of the
+// server's chunks.
+func (p *Proxy) InjectSubscribers(raw []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c, wmu := range p.client {
+		if !p.subbed[c] {
+			continue
+		}
+		wmu.Lock()
+		c.Write(raw)
+		wmu.Unlock()
+	}
+}
+
 // copy forwards src to dst until either fails, holding data back while
-// the proxy is silent.
-func (p *Proxy) copy(dst, src net.Conn) {
+// the proxy is silent. client is src when src is a client (Answer applies),
+// and wmu guards writes to the client.
+func (p *Proxy) copy(dst, src, client net.Conn, wmu *sync.Mutex) {
 	defer dst.Close()
 	defer src.Close()
 	buf := make([]byte, 32<<10)
@@ -95,7 +143,33 @@ func (p *Proxy) copy(dst, src net.Conn) {
 			if silent {
 				<-resume
 			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			if client != nil {
+				p.mu.Lock()
+				answer := p.answer
+				if bytes.Contains(buf[:n], []byte("SUBSCRIBE")) {
+					p.subbed[client] = true
+				}
+				p.mu.Unlock()
+				if answer != nil {
+					if reply := answer(buf[:n]); reply != nil {
+						wmu.Lock()
+						_, werr := client.Write(reply)
+						wmu.Unlock()
+						if werr != nil {
+							return
+						}
+						continue
+					}
+				}
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+				continue
+			}
+			wmu.Lock()
+			_, werr := dst.Write(buf[:n])
+			wmu.Unlock()
+			if werr != nil {
 				return
 			}
 		}

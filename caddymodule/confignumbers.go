@@ -1,0 +1,145 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// The Caddyfile refuses a zero or negative count, duration or size where it
+// reads one; a JSON config must get the same answer. A field left out of
+// the JSON (Go's zero value) takes its default; a number written in it must
+// be in range: UnmarshalJSON notes what was written, and Provision
+// (checkNumbers) refuses it with the Caddyfile's message.
+
+// numberField is a numeric field of the JSON config: where it is (key, or
+// parent and key), what it is, and how the Caddyfile names it in errors.
+type numberField struct {
+	parent, key string
+	duration    bool
+	max         int64  // 0: no maximum
+	message     string // fmt format with the value as %q
+}
+
+var numberFields = []numberField{
+	{key: "session_max_age", duration: true, message: "session_cookie: invalid max age %q"},
+	{key: "csrf_max_age", duration: true, message: "csrf_cookie: invalid max age %q"},
+	{key: "max_body_bytes", max: maxBodyLimit, message: "max_body_size: invalid size %q"},
+	{key: "hash_concurrency", message: "hash_concurrency: want a positive integer, got %q"},
+	{key: "db_lock_timeout", duration: true, message: "db_lock_timeout: invalid duration %q"},
+	{parent: "login_throttle", key: "user_failures", message: "login_throttle: user_failures: want a positive integer, got %q"},
+	{parent: "login_throttle", key: "ip_failures", message: "login_throttle: ip_failures: want a positive integer, got %q"},
+	{parent: "login_throttle", key: "window", duration: true, message: "login_throttle: window: invalid duration %q"},
+	{parent: "login_throttle", key: "ban", duration: true, message: "login_throttle: ban: invalid duration %q"},
+	{parent: "login_lockout", key: "failures", message: "login_lockout: failures: want a positive integer, got %q"},
+	{parent: "login_lockout", key: "window", duration: true, message: "login_lockout: window: invalid duration %q"},
+	{parent: "login_lockout", key: "ban", duration: true, message: "login_lockout: ban: invalid duration %q"},
+	{parent: "register_throttle", key: "count", message: "register_throttle: count: want a positive integer, got %q"},
+	{parent: "register_throttle", key: "window", duration: true, message: "register_throttle: window: invalid duration %q"},
+}
+
+// maxBodyLimit is the largest max_body_size (1 GiB).
+const maxBodyLimit = 1 << 30
+
+// UnmarshalJSON decodes the handler's config as Caddy does (unknown fields
+// refused) and notes the first number written out of range, for Provision.
+func (s *SessionAuth) UnmarshalJSON(b []byte) error {
+	type plain SessionAuth // the fields without this method
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode((*plain)(s)); err != nil {
+		return err
+	}
+	s.badNumber = nil
+	var top map[string]json.RawMessage
+	if json.Unmarshal(b, &top) != nil {
+		return nil
+	}
+	nested := map[string]map[string]json.RawMessage{}
+	for _, f := range numberFields {
+		obj := top
+		if f.parent != "" {
+			m, ok := nested[f.parent]
+			if !ok {
+				_ = json.Unmarshal(top[f.parent], &m) // absent or null: none
+				nested[f.parent] = m
+			}
+			obj = m
+		}
+		raw, ok := obj[f.key]
+		if !ok || string(raw) == "null" {
+			continue
+		}
+		if !f.inRange(raw) {
+			text := strings.Trim(string(raw), `"`)
+			s.badNumber = fmt.Errorf(f.message, text)
+			return nil
+		}
+	}
+	return nil
+}
+
+// inRange reports whether a written JSON value of f is positive (and at
+// most f.max).
+func (f numberField) inRange(raw json.RawMessage) bool {
+	if f.duration {
+		var d caddy.Duration
+		return d.UnmarshalJSON(raw) == nil && d > 0
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	return err == nil && n > 0 && (f.max == 0 || n <= f.max)
+}
+
+// checkNumbers refuses numbers out of range, before defaults fill in the
+// fields left out: those written in a JSON config (including a zero), and
+// negative ones in a config made in Go.
+func (s *SessionAuth) checkNumbers() error {
+	if s.badNumber != nil {
+		return s.badNumber
+	}
+	type check struct {
+		bad bool
+		msg string
+		v   any
+	}
+	checks := []check{
+		{s.SessionMaxAge < 0, "session_cookie: invalid max age %q", s.SessionMaxAge},
+		{s.CSRFMaxAge < 0, "csrf_cookie: invalid max age %q", s.CSRFMaxAge},
+		{s.MaxBodyBytes < 0 || s.MaxBodyBytes > maxBodyLimit, "max_body_size: invalid size %q", s.MaxBodyBytes},
+		{s.HashConcurrency < 0, "hash_concurrency: want a positive integer, got %q", s.HashConcurrency},
+		{s.DBLockTimeout < 0, "db_lock_timeout: invalid duration %q", s.DBLockTimeout},
+	}
+	if lt := s.LoginThrottle; lt != nil {
+		checks = append(checks,
+			check{lt.UserFailures < 0, "login_throttle: user_failures: want a positive integer, got %q", lt.UserFailures},
+			check{lt.IPFailures < 0, "login_throttle: ip_failures: want a positive integer, got %q", lt.IPFailures},
+			check{lt.Window < 0, "login_throttle: window: invalid duration %q", lt.Window},
+			check{lt.Ban < 0, "login_throttle: ban: invalid duration %q", lt.Ban})
+	}
+	if lo := s.LoginLockout; lo != nil {
+		checks = append(checks,
+			check{lo.Failures < 0, "login_lockout: failures: want a positive integer, got %q", lo.Failures},
+			check{lo.Window < 0, "login_lockout: window: invalid duration %q", lo.Window},
+			check{lo.Ban < 0, "login_lockout: ban: invalid duration %q", lo.Ban})
+	}
+	if rt := s.RegisterThrottle; rt != nil {
+		checks = append(checks,
+			check{rt.Count < 0, "register_throttle: count: want a positive integer, got %q", rt.Count},
+			check{rt.Window < 0, "register_throttle: window: invalid duration %q", rt.Window})
+	}
+	for _, c := range checks {
+		if c.bad {
+			v := fmt.Sprint(c.v)
+			if d, ok := c.v.(caddy.Duration); ok {
+				v = fmt.Sprint(time.Duration(d))
+			}
+			return fmt.Errorf(c.msg, v)
+		}
+	}
+	return nil
+}
