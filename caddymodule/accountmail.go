@@ -95,12 +95,9 @@ func (s *SessionAuth) checkMailSettings() error {
 		return fmt.Errorf("email_verification: want off, optional or mandatory, got %q", s.EmailVerification)
 	}
 	if s.SMTP == "" {
-		for name, v := range map[string]string{"email_from": s.EmailFrom, "smtp_tls_ca": s.SMTPTLSCA,
-			"password_reset_url": s.PasswordResetURL, "email_verify_url": s.EmailVerifyURL} {
-			if v != "" {
-				return fmt.Errorf("%s needs smtp (the server account mail is sent through)", name)
-			}
-		}
+		// The other mail settings are ignored without smtp (as the
+		// Redis-only ones without redis), so that a config can leave
+		// smtp to an environment variable; verification cannot be.
 		if s.EmailVerification != "" && s.EmailVerification != emailVerificationOff {
 			return fmt.Errorf("email_verification %s needs smtp (the server verification mail is sent through)", s.EmailVerification)
 		}
@@ -176,6 +173,11 @@ func (s *SessionAuth) provisionMail() error {
 		return err
 	}
 	s.mail = &accountMail{mailer: m, tokens: tokenHolder{sec: sec}}
+	if s.PasswordResetURL == "" || (s.EmailVerifyURL == "" && s.EmailVerification != emailVerificationOff) {
+		s.logger.Warn("account mail links point at the built-in page on the host each request names: " +
+			"set password_reset_url and email_verify_url unless this site answers only for its own host names " +
+			"(a site that matches any Host lets a client choose where the links in the mails go)")
+	}
 	return nil
 }
 
@@ -538,7 +540,3 @@ func (s *SessionAuth) resendEmail(w http.ResponseWriter, r *http.Request, _ auth
 	}
 	writeJSON(w, http.StatusOK, bodyOK)
 }
-
-// forgetSessions drops the user's sessions from the session index (all
-// but keep's), once an epoch change has ended them.
-func (s *SessionAuth) forgetSessions(ctx context.Context, userID int64, keep string) {}

@@ -38,6 +38,9 @@ func init() {
 //	POST /session-auth/add-to-group    groupRequest
 //	POST /session-auth/remove-from-group groupRequest
 //	POST /session-auth/rotate-key      {}
+//	POST /session-auth/list-sessions   userRequest
+//	POST /session-auth/end-sessions    userRequest
+//	POST /session-auth/verify-email    userRequest
 //	POST /session-auth/update-user     updateUserRequest
 //	GET  /session-auth/backup          the users database, a bbolt file (backup.go)
 //
@@ -53,7 +56,8 @@ const maxAdminBody = 64 << 20
 // database they use, so the server never has to stop. The `caddy
 // session-auth` commands use it with --config.
 type adminAPI struct {
-	logger *zap.Logger
+	logger   *zap.Logger
+	auditLog *zap.Logger // the handlers' audit logger's name and outputs
 }
 
 // CaddyModule returns the Caddy module information.
@@ -67,6 +71,9 @@ func (adminAPI) CaddyModule() caddy.ModuleInfo {
 // Provision sets up the module.
 func (a *adminAPI) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger(a)
+	// Named as the handlers' audit lines, so that one `log` block with
+	// `include http.handlers.session_auth.audit` gets them all.
+	a.auditLog = ctx.Logger(SessionAuth{}).Named(auditLoggerName)
 	return nil
 }
 
@@ -131,6 +138,16 @@ var adminOps = map[string]adminOp{
 	"remove-from-group": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r groupRequest) (any, error) {
 		return ua.removeFromGroup(ctx, r)
 	})},
+	// sessionadmin.go
+	"list-sessions": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r userRequest) (any, error) {
+		return ua.listSessions(ctx, r)
+	})},
+	"end-sessions": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r userRequest) (any, error) {
+		return ua.endSessions(ctx, r)
+	})},
+	"verify-email": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r userRequest) (any, error) {
+		return ua.setEmailVerified(ctx, r)
+	})},
 	"update-user": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r updateUserRequest) (any, error) {
 		return ua.updateUser(ctx, r) // updateuser.go
 	})},
@@ -175,11 +192,14 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	// don't let a client that went away hold one.
 	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(adminWait.Load()))
 	defer cancel()
-	result, err := op.run(ctx, storeAdmin{accounts: &accounts.Service{Store: sdb.users, Hasher: processHasher(), Scheme: sdb.scheme}, unbanUsername: unban}, body)
+	stores := func() []sessionAccess { return sessionStoresOf(dbKey) }
+	result, err := op.run(ctx, storeAdmin{accounts: &accounts.Service{Store: sdb.users, Hasher: processHasher(), Scheme: sdb.scheme}, unbanUsername: unban,
+		sessionStores: stores}, body)
 	if err != nil {
 		return a.apiError(name, err)
 	}
 	a.audit(name, result)
+	a.auditEvent(name, result, r)
 	w.Header().Set("Content-Type", "application/json")
 	return json.NewEncoder(w).Encode(result)
 }
@@ -200,6 +220,38 @@ func (a *adminAPI) audit(op string, result any) {
 	case *rotateKeyResult:
 		a.logger.Info(op, zap.String("kid", res.KeyID))
 	}
+}
+
+// auditEvent writes the security event of an admin API change on the
+// audit logger (http.handlers.session_auth.audit), as the handlers write
+// theirs: user_created, user_changed (with change, the operation) or
+// user_deleted, with actor admin_api and the caller's address.
+func (a *adminAPI) auditEvent(op string, result any, r *http.Request) {
+	res, ok := result.(*userResult)
+	if !ok || !res.Changed {
+		if ir, ok := result.(*importResult); ok && ir.Imported > 0 {
+			a.auditLog.Info(auditUserCreated, zap.String("event", auditUserCreated),
+				zap.String("actor", "admin_api"), zap.String("remote_addr", r.RemoteAddr),
+				zap.String("change", op), zap.Int("imported", ir.Imported))
+		}
+		return
+	}
+	event := auditUserChanged
+	switch op {
+	case "create-user":
+		event = auditUserCreated
+	case "delete-user":
+		event = auditUserDeleted
+	}
+	fields := []zap.Field{zap.String("event", event), zap.Int64("user_id", res.User.ID), zap.String("username", res.User.Username),
+		zap.String("actor", "admin_api"), zap.String("remote_addr", r.RemoteAddr)}
+	if event == auditUserChanged {
+		fields = append(fields, zap.String("change", op))
+	}
+	if res.group != "" {
+		fields = append(fields, zap.String("group", res.group))
+	}
+	a.auditLog.Info(event, fields...)
 }
 
 // adminWait bounds an admin request's work (a hash waits for a slot that

@@ -48,6 +48,7 @@ func (s *SessionAuth) buildRoutes() (map[string]endpoint, error) {
 		{p + "/logout/", endpoint{name: "Logout", needsSession: true, allow: allowPost, methods: postOnly, serve: (*SessionAuth).logout}},
 		{p + "/logout/all/", endpoint{name: "Logout All", needsSession: true, allow: allowPost, methods: postOnly, serve: (*SessionAuth).logoutAll}},
 		{p + "/password/", endpoint{name: "Password Change", needsSession: true, allow: allowPost, methods: postOnly, serve: (*SessionAuth).changePassword}},
+		{p + "/sessions/", endpoint{name: "Sessions", needsSession: true, allow: allowGet, methods: getHead, serve: (*SessionAuth).listSessions}},
 		{p + "/user/", endpoint{name: "User", needsSession: true, allow: allowGet, methods: getHead, serve: (*SessionAuth).currentUser}},
 		{p + "/protected/", endpoint{name: "Protected", needsSession: true, allow: allowGet, methods: getHead, serve: (*SessionAuth).currentUser}},
 		{p + "/auth/", endpoint{raw: (*SessionAuth).forwardAuth}},
@@ -115,6 +116,9 @@ func (s *SessionAuth) serveAPI(w http.ResponseWriter, r *http.Request, ep endpoi
 	if ep.needsSession && auth.who == nil {
 		writeJSON(w, http.StatusForbidden, bodyNotAuthenticated)
 		return
+	}
+	if auth.who != nil {
+		s.touchSession(auth.who)
 	}
 	switch {
 	case r.Method == http.MethodOptions:
@@ -305,6 +309,11 @@ func (s *SessionAuth) logout(w http.ResponseWriter, r *http.Request, auth authRe
 	if err := s.sessions.Destroy(auth.who.ctx); err != nil {
 		s.storeFailure(w, "ending session", err)
 		return
+	}
+	if s.sessAccess.index != nil {
+		if err := s.sessAccess.index.RemoveUserSessions(auth.who.user.ID, storeKey(auth.who.token)); err != nil {
+			s.logger.Warn("could not remove an ended session from the list", zap.Error(err))
+		}
 	}
 	s.expireSessionCookie(w, r)
 	s.logger.Info("logout", zap.Int64("user_id", auth.who.user.ID), zap.String("username", auth.who.user.Username),

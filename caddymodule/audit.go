@@ -38,7 +38,8 @@ const (
 // and one more.
 const reasonUnverified = "unverified" // the right password, e-mail not verified (email_verification mandatory)
 
-// auditLoggerName is the audit logger's name under Caddy's logging.
+// auditLoggerName is the audit logger's name under the handler's logger
+// (http.handlers.session_auth.audit; the admin API logs there too).
 const auditLoggerName = "audit"
 
 // auditEntry is one event; zero fields are left out.

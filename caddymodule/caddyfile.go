@@ -257,15 +257,16 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "smtp_timeout", "password_reset_timeout":
+			name := d.Val()
 			var v string
 			if !d.AllArgs(&v) {
 				return d.ArgErr()
 			}
 			dur, err := caddy.ParseDuration(v)
 			if err != nil || dur <= 0 {
-				return d.Errf("%s: invalid duration %q", d.Val(), v)
+				return d.Errf("%s: invalid duration %q", name, v)
 			}
-			if d.Val() == "smtp_timeout" {
+			if name == "smtp_timeout" {
 				s.SMTPTimeout = caddy.Duration(dur)
 			} else {
 				s.PasswordResetTimeout = caddy.Duration(dur)

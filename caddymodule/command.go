@@ -23,6 +23,7 @@ import (
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/djangoimport"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/passwords"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/sessions"
 )
 
 func init() {
@@ -87,6 +88,7 @@ func configureCommand(cmd *cobra.Command) {
 		setActiveCommand(false), setActiveCommand(true),
 		deleteUserCommand(), listUsersCommand(), importDjangoCommand(), unbanCommand(),
 		groupCommand(true), groupCommand(false), rotateKeyCommand(), // groupadmin.go
+		listSessionsCommand(), endSessionsCommand(), verifyEmailCommand(), // sessionadmin.go
 		copyUsersCommand(), // copyusers.go
 	} {
 		sub.Args = cobra.NoArgs
@@ -542,6 +544,13 @@ func openLocalAdmin(ctx context.Context, path string, mayCreate bool) (userAdmin
 	}
 	sa := newStoreAdmin(d.users, passwords.NewHasher(passwords.DefaultParams, 0))
 	sa.accounts.Scheme = d.scheme // django_users: Django's format
+	// Sessions kept in a bbolt users_db (no Redis) are listed and ended
+	// here too; the epoch ends the others.
+	if d.db != nil {
+		if ss, err := sessions.NewBoltStore(d.db, 0); err == nil {
+			sa.sessionStores = func() []sessionAccess { return []sessionAccess{{store: ss, index: ss}} }
+		}
+	}
 	return sa, d.Destruct, nil
 }
 

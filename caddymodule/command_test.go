@@ -261,8 +261,8 @@ func testCLIUsersWithDB(t *testing.T, dbPath string) {
 		t.Errorf("bob = %v", bob)
 	}
 	for _, u := range list {
-		if len(u) != 9 || mustJSON(u["groups"]) != "[]" {
-			t.Errorf("list-users --json object has %d keys, want 9 (groups []): %v", len(u), u)
+		if len(u) != 10 || mustJSON(u["groups"]) != "[]" || u["email_verified"] != false {
+			t.Errorf("list-users --json object has %d keys, want 10 (groups [], email_verified false): %v", len(u), u)
 		}
 	}
 	table := l.ok("", append([]string{"list-users"}, db...)...).stdout

@@ -52,6 +52,7 @@ func (s *SessionAuth) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		s.storeFailure(w, "signing the identity token", err)
 		return
 	}
+	s.touchSession(auth.who)
 	writeValue(w, http.StatusOK, userJSON{u.ID, u.Username, u.Email})
 }
 

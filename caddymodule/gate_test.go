@@ -43,7 +43,8 @@ func TestGate(t *testing.T) {
 			t.Fatalf("gated GET: %d %s", r.StatusCode, r.body)
 		}
 		e := r.echo(t)
-		want := map[string]string{"X-Auth-User-Id": "1", "X-Auth-Username": "gated", "X-Auth-Email": "gated@example.com", "X-Auth-Groups": ""}
+		want := map[string]string{"X-Auth-User-Id": "1", "X-Auth-Username": "gated", "X-Auth-Email": "gated@example.com", "X-Auth-Groups": "",
+			"X-Auth-Email-Verified": "false"}
 		for k, v := range want {
 			if got := e.Headers[k]; len(got) != 1 || got[0] != v {
 				t.Errorf("upstream got %s = %v, want [%s]", k, got, v)

@@ -178,20 +178,31 @@ func (b *trailerStripper) Read(p []byte) (int, error) {
 // upstream, or a response's, for forward-auth): groups is the user's
 // groups joined with commas, token the identity token ("" if off).
 func (n headerNames) setIdentity(h http.Header, id, groups, token string, u *users.User) {
-	h[n.userID] = []string{id}
-	h[n.username] = []string{u.Username}
-	h[n.email] = []string{u.Email}
-	h[n.groups] = []string{groups}
+	// One backing array for every value (one allocation, not one per
+	// header); each header gets its own element with cap 1, so a later
+	// handler that edits or appends to one cannot touch another.
+	verified := "false"
+	if u.EmailVerified {
+		verified = "true"
+	}
+	size := 5
+	if n.token != "" {
+		size = 6
+	}
+	all := make([]string, size)
+	all[0], all[1], all[2], all[3], all[4] = id, u.Username, u.Email, groups, verified
+	if n.token != "" {
+		all[5] = token
+	}
+	h[n.userID] = all[0:1:1]
+	h[n.username] = all[1:2:2]
+	h[n.email] = all[2:3:3]
+	h[n.groups] = all[3:4:4]
 	if n.emailVerified != "" {
-		// A fresh slice: a later handler may edit header values in place.
-		v := "false"
-		if u.EmailVerified {
-			v = "true"
-		}
-		h[n.emailVerified] = []string{v}
+		h[n.emailVerified] = all[4:5:5]
 	}
 	if n.token != "" {
-		h[n.token] = []string{token}
+		h[n.token] = all[5:6:6]
 	}
 }
 

@@ -300,7 +300,12 @@ type SessionAuth struct {
 	rules     *rules.Set   // nil: no rules
 	token     *tokenIssuer // nil: no identity token
 	mail      *accountMail // nil: no smtp
-	auditLog  *zap.Logger  // http.handlers.session_auth.audit
+	// sessAccess is the session store with its user index (own
+	// sessions); seen limits last-seen writes (ownsessions.go).
+	sessAccess sessionAccess
+	seen       *seenSet
+	registered bool        // in sessionRegistry
+	auditLog   *zap.Logger // http.handlers.session_auth.audit
 
 	counters *siteMetrics // this site's counters (signals.go)
 
@@ -363,7 +368,7 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	if err := s.public.Provision(ctx); err != nil {
 		return fmt.Errorf("public: %v", err)
 	}
-	if s.page, err = newSigninPage(s.APIPrefix, s.CSRFCookie, s.Registration == registrationOpen); err != nil {
+	if s.page, err = newSigninPage(s.APIPrefix, s.CSRFCookie, s.Registration == registrationOpen, s.SMTP != ""); err != nil {
 		return err
 	}
 	if err = s.page.setLook(s.LoginPageTitle, s.LoginPageCSS); err != nil {
@@ -421,6 +426,11 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 		return err
 	}
 	s.sessions.Store = s.backend.store()
+	s.sessAccess = sessionAccess{store: s.backend.store()}
+	s.sessAccess.index, _ = s.sessAccess.store.(sessions.UserIndex)
+	s.seen = new(seenSet)
+	registerSessions(s)
+	s.registered = true
 	s.health = &healthCheck{db: s.db, sessions: s.backend}
 	if err := s.backend.ping(); err != nil {
 		// Start anyway: sessions come back when Redis does.
@@ -554,6 +564,10 @@ func (s *SessionAuth) Validate() error {
 // drain.go, calls it once no request is using them).
 func (s *SessionAuth) release() error {
 	s.releaseMail()
+	if s.registered {
+		unregisterSessions(s)
+		s.registered = false
+	}
 	if s.hashHeld {
 		releaseHasher(s.HashConcurrency)
 		s.hashHeld = false

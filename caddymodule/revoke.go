@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/accounts"
 
@@ -85,6 +86,7 @@ func (s *SessionAuth) changePassword(w http.ResponseWriter, r *http.Request, aut
 	// change then ends every other session.
 	var fresh context.Context
 	var token string
+	var expiry time.Time
 	hctx, cancel := hashContext(r.Context())
 	_, err := s.accounts.ChangePassword(hctx, u, newPassword, func(epoch int64) error {
 		var err error
@@ -94,7 +96,7 @@ func (s *SessionAuth) changePassword(w http.ResponseWriter, r *http.Request, aut
 		s.sessions.Put(fresh, keyUserID, u.ID)
 		s.sessions.Put(fresh, keyEpoch, epoch)
 		s.sessions.Put(fresh, keyCSRF, auth.who.csrfSecret)
-		token, _, err = s.sessions.Commit(fresh)
+		token, expiry, err = s.sessions.Commit(fresh)
 		return err
 	})
 	cancel()
@@ -117,6 +119,8 @@ func (s *SessionAuth) changePassword(w http.ResponseWriter, r *http.Request, aut
 	if err := s.sessions.Destroy(auth.who.ctx); err != nil {
 		s.logger.Warn("could not delete the replaced session", zap.Error(err))
 	}
+	s.indexSession(r, u, token, expiry)
+	s.forgetSessions(r.Context(), u.ID, token)
 	s.setSessionCookie(w, r, token)
 	s.logger.Info("password changed; other sessions ended", zap.Int64("user_id", u.ID),
 		zap.String("username", u.Username), zap.String("client_ip", clientIP(r)))
@@ -135,6 +139,7 @@ func (s *SessionAuth) logoutAll(w http.ResponseWriter, r *http.Request, auth aut
 	if err := s.sessions.Destroy(auth.who.ctx); err != nil {
 		s.logger.Warn("could not delete the ended session", zap.Error(err))
 	}
+	s.forgetSessions(r.Context(), u.ID, "")
 	s.expireSessionCookie(w, r)
 	s.logger.Info("logout from all sessions", zap.Int64("user_id", u.ID), zap.String("username", u.Username),
 		zap.String("client_ip", clientIP(r)))

@@ -27,6 +27,10 @@ func (s *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 		}
 		return nil
 	}
+	if _, ok := s.sessionItemPath(r.URL.Path); ok {
+		s.serveAPI(w, r, sessionItem)
+		return nil
+	}
 	if _, ok := s.redirects[r.URL.Path]; ok {
 		redirectSlash(w, r)
 		return nil
@@ -95,6 +99,7 @@ func (s *SessionAuth) gate(w http.ResponseWriter, r *http.Request, next caddyhtt
 		return nil
 	}
 	s.counters.gateAllowed.Inc()
+	s.touchSession(auth.who)
 	s.setIdentity(r, u, token)
 	dropCookie(r.Header, s.SessionCookie)
 	return next.ServeHTTP(s.guardCookies(w, r), r)

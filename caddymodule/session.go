@@ -129,9 +129,11 @@ func (s *SessionAuth) startSession(r *http.Request, u *users.User) (token, secre
 	s.sessions.Put(ctx, keyUserID, u.ID)
 	s.sessions.Put(ctx, keyEpoch, u.SessionEpoch)
 	s.sessions.Put(ctx, keyCSRF, secret)
-	if token, _, err = s.sessions.Commit(ctx); err != nil {
+	var expiry time.Time
+	if token, expiry, err = s.sessions.Commit(ctx); err != nil {
 		return "", "", err
 	}
+	s.indexSession(r, u, token, expiry)
 	return token, secret, nil
 }
 

@@ -46,6 +46,7 @@ type signinPage struct {
 	css          string // login_page_css, appended after the built-in style
 	title        string // login_page_title; "" is the request's host
 	registration bool
+	mail         bool // smtp set: password reset and e-mail verification
 	apiPrefix    string
 	csp          []string
 	csrfCookie   string
@@ -58,6 +59,7 @@ type signinView struct {
 	Custom       template.CSS
 	Script       template.JS
 	Registration bool
+	Mail         bool // "Forgot password?" and the reset forms
 	Next         string
 	View         string // "signin" or "register": the form shown without JavaScript
 	Username     string
@@ -69,7 +71,12 @@ type signinView struct {
 // newSigninPage prepares the page. With registration closed the page has
 // no registration form at all (and says so in data-registration, for the
 // script and for anyone styling the page).
-func newSigninPage(apiPrefix, csrfCookie string, registration bool) (signinPage, error) {
+//
+// With mail (smtp set) it has "Forgot password?", the reset request and
+// reset confirm forms, and follows the links of reset and verification
+// mails (#reset-confirm/uid/token, #verify/key: in the fragment, which no
+// server sees); these need JavaScript.
+func newSigninPage(apiPrefix, csrfCookie string, registration, mail bool) (signinPage, error) {
 	prefix, _ := json.Marshal(apiPrefix)
 	cookie, _ := json.Marshal(csrfCookie)
 	script := strings.Replace(signinJS, "API_PREFIX", string(prefix), 1)
@@ -78,7 +85,7 @@ func newSigninPage(apiPrefix, csrfCookie string, registration bool) (signinPage,
 	if err != nil {
 		return signinPage{}, err
 	}
-	p := signinPage{tmpl: tmpl, script: script, registration: registration, apiPrefix: apiPrefix, csrfCookie: csrfCookie}
+	p := signinPage{tmpl: tmpl, script: script, registration: registration, mail: mail, apiPrefix: apiPrefix, csrfCookie: csrfCookie}
 	p.setCSP()
 	return p, nil
 }
@@ -161,6 +168,7 @@ func (p signinPage) render(w http.ResponseWriter, r *http.Request, status int, v
 	v.Title = p.siteTitle(r)
 	v.Style, v.Custom, v.Script = template.CSS(signinCSS), template.CSS(p.css), template.JS(p.script)
 	v.Registration = p.registration
+	v.Mail = p.mail
 	// Like Django's {% csrf_token %}: a form post from this page, by a
 	// client with a session, carries the token that the CSRF cookie holds
 	// (which no other site can read).

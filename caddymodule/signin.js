@@ -5,6 +5,9 @@
   var $ = function (id) { return document.getElementById(id); };
   // With `registration closed` the page has no registration form.
   var canRegister = document.querySelector("main").getAttribute("data-registration") === "open";
+  // With smtp: password reset and e-mail verification.
+  var hasMail = document.querySelector("main").getAttribute("data-mail") === "on";
+  var resetUID = "", resetToken = "";
 
   // next must be a same-site relative path: "/x", never "//host", "/\host"
   // or "scheme:", so the page cannot be used as an open redirect.
@@ -63,9 +66,13 @@
     return out.join("\n") || "Something went wrong; try again.";
   }
 
+  var titles = { "register-form": "Create an account", "signed-in": "Signed in", "reset-form": "Reset your password",
+    "reset-confirm-form": "Choose a new password" };
   function show(view) {
-    ["signed-in", "signin-form", "register-form"].forEach(function (id) { if ($(id)) { $(id).hidden = id !== view; } });
-    $("title").textContent = view === "register-form" ? "Create an account" : view === "signed-in" ? "Signed in" : "Sign in";
+    ["signed-in", "signin-form", "register-form", "reset-form", "reset-confirm-form"].forEach(function (id) {
+      if ($(id)) { $(id).hidden = id !== view; }
+    });
+    $("title").textContent = titles[view] || "Sign in";
   }
   function say(id, text) { $(id).textContent = text || ""; $(id).hidden = !text; }
 
@@ -123,6 +130,64 @@
     $("show-register").addEventListener("click", function (e) { e.preventDefault(); say("error"); say("notice"); show("register-form"); });
     $("show-signin").addEventListener("click", function (e) { e.preventDefault(); say("error"); say("notice"); show("signin-form"); });
   }
+
+  if (hasMail) {
+    $("show-reset").addEventListener("click", function (e) { e.preventDefault(); say("error"); say("notice"); show("reset-form"); });
+    $("reset-back").addEventListener("click", function (e) { e.preventDefault(); say("error"); say("notice"); show("signin-form"); });
+    $("reset-form").addEventListener("submit", function (e) {
+      e.preventDefault();
+      say("error"); say("notice");
+      call("POST", "/password/reset/", { email: $("reset-email").value }).then(function (r) {
+        if (r.status === 200) {
+          show("signin-form");
+          say("notice", "If an account uses that address, a link to reset its password is on its way.");
+          return;
+        }
+        say("error", messages(r.data));
+      }, function () { say("error", "Network error, try again."); });
+    });
+    $("reset-confirm-form").addEventListener("submit", function (e) {
+      e.preventDefault();
+      say("error"); say("notice");
+      call("POST", "/password/reset/confirm/", {
+        uid: resetUID, token: resetToken,
+        new_password1: $("reset-password1").value, new_password2: $("reset-password2").value
+      }).then(function (r) {
+        if (r.status === 200) {
+          show("signin-form");
+          say("notice", "Your password has been reset. Sign in with the new one.");
+          $("signin-username").focus();
+          return;
+        }
+        if (r.data.token || r.data.uid) {
+          say("error", "This reset link is invalid or has expired: ask for a new one.");
+          return;
+        }
+        say("error", messages(r.data));
+      }, function () { say("error", "Network error, try again."); });
+    });
+  }
+
+  // The links of reset and verification mails carry their secret in the
+  // fragment; it is read once and dropped from the address bar.
+  var hash = location.hash.replace(/^#/, "");
+  var parts = hash.split("/");
+  if (hasMail && parts[0] === "reset-confirm" && parts.length === 3) {
+    resetUID = parts[1]; resetToken = parts[2];
+    history.replaceState(null, "", location.pathname + location.search);
+    show("reset-confirm-form");
+    return;
+  }
+  if (hasMail && parts[0] === "verify" && parts.length === 2) {
+    history.replaceState(null, "", location.pathname + location.search);
+    call("POST", "/registration/verify-email/", { key: parts[1] }).then(function (r) {
+      show("signin-form");
+      if (r.status === 200) { say("notice", "Your e-mail address is verified. Sign in to continue."); return; }
+      say("error", "This verification link is invalid or has expired.");
+    }, function () { show("signin-form"); say("error", "Network error, try again."); });
+    return;
+  }
+  if (hasMail && hash === "reset") { show("reset-form"); return; }
 
   // A page re-rendered after a form post keeps its view and errors.
   var start = canRegister && ($("register-form").hidden === false || location.hash === "#register-form") ? "register-form" : "signin-form";

@@ -28,6 +28,7 @@ var dropVariants = []string{
 	"x_auth_user_id, X.Auth.Username, X-Auth_Email, keep-alive",
 	"X-Auth-User-Id",
 	"X-Auth-Groups, x_auth_groups",
+	"X-Auth-Email-Verified, x_auth_email_verified",
 }
 
 func assertIdentity(t *testing.T, what string, h map[string][]string, id, username string) {
@@ -46,9 +47,15 @@ func assertIdentity(t *testing.T, what string, h map[string][]string, id, userna
 	if got, ok := h["X-Auth-Groups"]; ok && (len(got) != 1 || got[0] != "") {
 		t.Errorf("%s: X-Auth-Groups = %q, want [\"\"] or none", what, got)
 	}
+	// The e-mail of a registered user is not verified, whatever the
+	// client claimed.
+	if got := h["X-Auth-Email-Verified"]; len(got) != 1 || got[0] != "false" {
+		t.Errorf("%s: X-Auth-Email-Verified = %q, want [false]", what, got)
+	}
 	for k, v := range h {
 		n := strings.NewReplacer("-", "", "_", "", ".", "").Replace(strings.ToLower(k))
-		if strings.HasPrefix(n, "xauth") && k != "X-Auth-User-Id" && k != "X-Auth-Username" && k != "X-Auth-Email" && k != "X-Auth-Groups" {
+		if strings.HasPrefix(n, "xauth") && k != "X-Auth-User-Id" && k != "X-Auth-Username" && k != "X-Auth-Email" && k != "X-Auth-Groups" &&
+			k != "X-Auth-Email-Verified" {
 			t.Errorf("%s: spoofed %s: %v reached the upstream", what, k, v)
 		}
 	}
@@ -61,7 +68,8 @@ func TestConnectionCannotDropIdentity(t *testing.T) {
 	s := startCustomSite(t, siteConfig{global: keepDottedHeaders, extra: throttlesOff})
 	sess := s.newUser(t, "conn")
 	for _, c := range dropVariants {
-		headers := map[string]string{"Connection": c, "X.Auth.User.Id": "999", "x.auth.username": "admin", "X.Auth.Groups": "admins"}
+		headers := map[string]string{"Connection": c, "X.Auth.User.Id": "999", "x.auth.username": "admin", "X.Auth.Groups": "admins",
+			"X.Auth.Email.Verified": "true", "X-Auth-Email-Verified": "true"}
 		r := s.do(t, req{method: "GET", path: "/app", session: sess, headers: headers})
 		if r.StatusCode != 200 {
 			t.Fatalf("Connection: %s: %d %s", c, r.StatusCode, r.body)
@@ -229,7 +237,7 @@ http://127.0.0.1:%d {
 	%s
 	forward_auth 127.0.0.1:%d {
 		uri /api/auth/
-		copy_headers X-Auth-User-Id X-Auth-Username X-Auth-Email X-Auth-Groups
+		copy_headers X-Auth-User-Id X-Auth-Username X-Auth-Email X-Auth-Groups X-Auth-Email-Verified
 	}
 	reverse_proxy %s
 }

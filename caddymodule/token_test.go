@@ -189,7 +189,7 @@ func testIdentityTokenPyJWT(t *testing.T, postgres bool) {
 	v := r.verified(t)
 	iat, _ := v.Claims["iat"].(float64)
 	want := map[string]any{"iss": issuer, "sub": fmt.Sprint(alice.id), "aud": "my-app", "username": "alice",
-		"email": "alice@example.com", "groups": []any{"Content Editors", "editors"}, "is_staff": true, "is_superuser": false,
+		"email": "alice@example.com", "email_verified": false, "groups": []any{"Content Editors", "editors"}, "is_staff": true, "is_superuser": false,
 		"iat": iat, "exp": iat + 60}
 	if got, w := mustJSON(v.Claims), mustJSON(want); got != w {
 		t.Errorf("claims as PyJWT read them:\n got  %s\n want %s", got, w)

@@ -31,6 +31,10 @@ type userAdmin interface {
 	addToGroup(ctx context.Context, r groupRequest) (*userResult, error)
 	removeFromGroup(ctx context.Context, r groupRequest) (*userResult, error)
 	rotateKey(ctx context.Context) (*rotateKeyResult, error)
+	// sessionadmin.go
+	listSessions(ctx context.Context, r userRequest) (*sessionsResult, error)
+	endSessions(ctx context.Context, r userRequest) (*userResult, error)
+	setEmailVerified(ctx context.Context, r userRequest) (*userResult, error)
 	updateUser(ctx context.Context, r updateUserRequest) (*userResult, error) // updateuser.go
 }
 
@@ -76,6 +80,8 @@ type userInfo struct {
 	DateJoined  time.Time  `json:"date_joined"`
 	LastLogin   *time.Time `json:"last_login"` // null: never logged in
 	Groups      []string   `json:"groups"`     // [] when none
+	// EmailVerified: the user proved they receive mail at Email.
+	EmailVerified bool `json:"email_verified"`
 }
 
 func infoOf(u *users.User) userInfo {
@@ -88,6 +94,8 @@ func infoOf(u *users.User) userInfo {
 		IsStaff:     u.IsStaff,
 		DateJoined:  u.DateJoined.UTC(),
 		Groups:      u.Groups,
+
+		EmailVerified: u.EmailVerified,
 	}
 	if info.Groups == nil {
 		info.Groups = []string{}
@@ -158,6 +166,9 @@ func conflict(format string, args ...any) error {
 type storeAdmin struct {
 	accounts      *accounts.Service
 	unbanUsername func(username string) (lifted bool, err error)
+	// sessionStores returns the session stores to list and end sessions
+	// in (nil: none known).
+	sessionStores func() []sessionAccess
 }
 
 var _ userAdmin = storeAdmin{}

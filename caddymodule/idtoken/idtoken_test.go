@@ -240,7 +240,7 @@ func TestSignerClaimsAndCache(t *testing.T) {
 	cl := verifyJWKS(t, tok, ks.JWKS(clk.now()))
 	iat := clk.now().Unix()
 	want := map[string]any{"iss": "https://app.example.com:8443", "sub": "7", "aud": "app", "username": "ann", "email": "ann@example.com",
-		"groups": []any{"a b", "editors"}, "is_staff": true, "is_superuser": false, "iat": float64(iat), "exp": float64(iat + 60)}
+		"email_verified": false, "groups": []any{"a b", "editors"}, "is_staff": true, "is_superuser": false, "iat": float64(iat), "exp": float64(iat + 60)}
 	if b1, b2 := mustJSON(cl), mustJSON(want); b1 != b2 {
 		t.Errorf("claims\n got  %s\n want %s", b1, b2)
 	}
@@ -264,6 +264,7 @@ func TestSignerClaimsAndCache(t *testing.T) {
 		func(u *users.User) { u.Username = "anne" },
 		func(u *users.User) { u.IsSuperuser = true },
 		func(u *users.User) { u.IsStaff = false },
+		func(u *users.User) { u.EmailVerified = true },
 	}
 	for i, change := range changes {
 		change(u)
@@ -272,7 +273,7 @@ func TestSignerClaimsAndCache(t *testing.T) {
 			t.Errorf("change %d: token not re-signed", i)
 		}
 		cl := verifyJWKS(t, next, ks.JWKS(clk.now()))
-		if cl["username"] != u.Username || cl["email"] != u.Email || cl["is_superuser"] != u.IsSuperuser ||
+		if cl["username"] != u.Username || cl["email"] != u.Email || cl["email_verified"] != u.EmailVerified || cl["is_superuser"] != u.IsSuperuser ||
 			cl["is_staff"] != u.IsStaff || len(cl["groups"].([]any)) != len(u.Groups) {
 			t.Errorf("change %d: claims %v for %+v", i, cl, u)
 		}

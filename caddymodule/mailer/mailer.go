@@ -272,6 +272,9 @@ func (m *Mailer) Send(ctx context.Context, msg *Message) error {
 		gomail.WithPort(m.server.Port),
 		gomail.WithTimeout(m.timeout),
 		gomail.WithTLSConfig(m.tls),
+		// Our own dial, so that the connection closes when ctx ends
+		// (Close, or the timeout), not only at go-mail's deadlines.
+		gomail.WithDialContextFunc(m.dialer(ctx)),
 	}
 	if m.server.Implicit {
 		opts = append(opts, gomail.WithSSL())
@@ -290,4 +293,24 @@ func (m *Mailer) Send(ctx context.Context, msg *Message) error {
 		return fmt.Errorf("mailer: sending to %s: %w", m.server, err)
 	}
 	return nil
+}
+
+// dialer dials the server (with TLS for smtps://) and ties the
+// connection's life to ctx.
+func (m *Mailer) dialer(ctx context.Context) gomail.DialContextFunc {
+	return func(dctx context.Context, network, addr string) (net.Conn, error) {
+		nd := &net.Dialer{}
+		var c net.Conn
+		var err error
+		if m.server.Implicit {
+			c, err = (&tls.Dialer{NetDialer: nd, Config: m.tls}).DialContext(dctx, network, addr)
+		} else {
+			c, err = nd.DialContext(dctx, network, addr)
+		}
+		if err != nil {
+			return nil, err
+		}
+		context.AfterFunc(ctx, func() { c.Close() })
+		return c, nil
+	}
 }

@@ -128,6 +128,9 @@ func (s *BoltStore) cleanupLoop(interval time.Duration) {
 				// cleanup only delays space reuse, so note it and retry.
 				log.Printf("sessions: deleting expired bolt sessions: %v", err)
 			}
+			if _, err := s.PruneUserIndex(); err != nil {
+				log.Printf("sessions: pruning the user session index: %v", err)
+			}
 		}
 	}
 }
