@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -174,9 +175,9 @@ func (s *SessionAuth) provisionMail() error {
 	}
 	s.mail = &accountMail{mailer: m, tokens: tokenHolder{sec: sec}}
 	if s.PasswordResetURL == "" || (s.EmailVerifyURL == "" && s.EmailVerification != emailVerificationOff) {
-		s.logger.Warn("account mail links point at the built-in page on the host each request names: " +
-			"set password_reset_url and email_verify_url unless this site answers only for its own host names " +
-			"(a site that matches any Host lets a client choose where the links in the mails go)")
+		s.logger.Warn("account mail links point at the built-in page on the host each request names, and are sent only " +
+			"for hosts this site can vouch for (loopback, csrf_trusted_origins or cors_origins, the TLS server name): " +
+			"set password_reset_url and email_verify_url behind a proxy that terminates TLS")
 	}
 	return nil
 }
@@ -217,8 +218,16 @@ func (s *SessionAuth) enqueueMail(kind string, prepare func(ctx context.Context)
 }
 
 // linkBase is the origin of the built-in pages' links: the request's
-// scheme and Host (checked to be a plain host[:port]).
-func linkBase(r *http.Request) string {
+// scheme and Host, but only a Host this site can vouch for, since a client
+// chooses the Host header and a mail's link must not point at a host of
+// the attacker's choosing (Django checks ALLOWED_HOSTS for the same
+// reason): a loopback name (a development set-up), an origin the operator
+// listed (cors_origins, csrf_trusted_origins), or the TLS server name the
+// connection was made for (Caddy has a certificate for it). ok is false
+// otherwise: the mail is not sent and the log says to set
+// password_reset_url and email_verify_url. Configured URLs need none of
+// this.
+func (s *SessionAuth) linkBase(r *http.Request) (base string, ok bool) {
 	scheme := "http"
 	if requestIsHTTPS(r) {
 		scheme = "https"
@@ -227,14 +236,49 @@ func linkBase(r *http.Request) string {
 	for i := 0; i < len(host); i++ {
 		c := host[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(".-:[]", c) >= 0) {
-			host = "localhost"
-			break
+			return "", false
 		}
 	}
 	if host == "" {
-		host = "localhost"
+		return "", false
 	}
-	return scheme + "://" + host
+	base = scheme + "://" + host
+	name := strings.ToLower(host)
+	if h, _, err := net.SplitHostPort(name); err == nil {
+		name = h
+	}
+	name = strings.Trim(name, "[]")
+	switch {
+	case name == "localhost", net.ParseIP(name) != nil && net.ParseIP(name).IsLoopback():
+		return base, true
+	case s.trusted.has(strings.ToLower(base)):
+		return base, true
+	case r.TLS != nil && strings.EqualFold(r.TLS.ServerName, name):
+		return base, true
+	}
+	return "", false
+}
+
+// untrustedLink logs a mail not sent because its link would have named a
+// host the site cannot vouch for (see linkBase).
+func (s *SessionAuth) untrustedLink(kind string, r *http.Request) {
+	metrics.mails.WithLabelValues(kind, "dropped").Inc()
+	s.logger.Error("account mail not sent: its link would point at the request's Host, which this site cannot vouch for; "+
+		"set password_reset_url and email_verify_url (or list the site's origin in csrf_trusted_origins)",
+		zap.String("kind", kind), zap.String("host", loggableHost(r.Host)), zap.String("client_ip", clientIP(r)))
+}
+
+// loggableHost is a Host header fit for the log (bounded, printable).
+func loggableHost(h string) string {
+	if len(h) > 100 {
+		h = h[:100]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, h)
 }
 
 // resetLink and verifyLink fill in the configured link, or point at the
@@ -358,7 +402,13 @@ func (s *SessionAuth) passwordReset(w http.ResponseWriter, r *http.Request, _ au
 		writeJSON(w, http.StatusOK, bodyResetSent)
 		return
 	}
-	base, ip, ua := linkBase(r), clientIP(r), userAgent(r)
+	base, trusted := s.linkBase(r)
+	if !trusted && s.PasswordResetURL == "" {
+		s.untrustedLink("password_reset", r)
+		writeJSON(w, http.StatusOK, bodyResetSent) // as always: nothing told
+		return
+	}
+	ip, ua := clientIP(r), userAgent(r)
 	s.enqueueMail("password_reset", func(ctx context.Context) *mailer.Message {
 		found, err := s.accounts.ResetRecipients(ctx, email)
 		if err != nil {
@@ -457,7 +507,11 @@ func (s *SessionAuth) passwordResetConfirm(w http.ResponseWriter, r *http.Reques
 
 // sendVerification queues the verification mail of u's address.
 func (s *SessionAuth) sendVerification(r *http.Request, u *users.User) {
-	base := linkBase(r)
+	base, trusted := s.linkBase(r)
+	if !trusted && s.EmailVerifyURL == "" {
+		s.untrustedLink("email_verification", r)
+		return
+	}
 	user := *u
 	s.enqueueMail("email_verification", func(ctx context.Context) *mailer.Message {
 		tokens, err := s.mail.tokens.get(ctx)
@@ -515,8 +569,12 @@ func (s *SessionAuth) resendEmail(w http.ResponseWriter, r *http.Request, _ auth
 	if answered {
 		return
 	}
+	base, trusted := s.linkBase(r)
+	if !trusted && s.EmailVerifyURL == "" {
+		s.untrustedLink("email_verification", r)
+		over = true // nothing sent; the answer is the same
+	}
 	if !over {
-		base := linkBase(r)
 		s.enqueueMail("email_verification", func(ctx context.Context) *mailer.Message {
 			found, err := s.accounts.UnverifiedRecipients(ctx, email)
 			if err != nil {

@@ -416,3 +416,42 @@ func waitMetric(t *testing.T, s *site, metricsURL, name string, want float64) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// A client chooses the Host header: without password_reset_url and
+// email_verify_url, a mail whose link would point at a Host the site cannot
+// vouch for is not sent (the answer is the same), and the log says what to
+// set; an origin the operator trusts is used.
+func TestResetLinkHostNotChosenByClient(t *testing.T) {
+	mail := testsmtp.Start(t, testsmtp.Plain)
+	s := startWith(t, siteConfig{anyHost: true}, mailLines(mail, "email_verification optional\ncsrf_trusted_origins http://app.example.com"))
+	s.newUser(t, "ann")
+	// (Two of each: the address's third reset request of the hour is the
+	// trusted one below; past three, nothing is sent anyway.)
+	for _, host := range []string{"evil.example:80", "127.0.0.1.evil.example"} {
+		r := s.do(t, req{method: "POST", path: "/api/password/reset/", body: jsonBody(map[string]string{"email": "ann@example.com"}),
+			headers: map[string]string{"Host": host}})
+		wantBody(t, r, 200, resetSent)
+		r = s.do(t, req{method: "POST", path: "/api/registration/resend-email/", body: jsonBody(map[string]string{"email": "ann@example.com"}),
+			headers: map[string]string{"Host": host}})
+		if r.StatusCode != 200 {
+			t.Fatalf("resend with Host %s: %d %s", host, r.StatusCode, r.body)
+		}
+	}
+	// A trusted origin's host gets its mail, with links to it.
+	wantBody(t, s.do(t, req{method: "POST", path: "/api/password/reset/", body: jsonBody(map[string]string{"email": "ann@example.com"}),
+		headers: map[string]string{"Host": "app.example.com"}}), 200, resetSent)
+	msg := mail.WaitFor(t, "ann@example.com", 10*time.Second, func(m testsmtp.Message) bool { return strings.Contains(m.Subject, "Password reset") })
+	if m := resetLinkRE.FindStringSubmatch(msg.Body); m == nil || m[1] != "http://app.example.com/api/signin/" {
+		t.Errorf("reset link for a trusted host: %q", msg.Body)
+	}
+	for _, m := range mail.Messages(t) {
+		if strings.Contains(m.Body, "evil") {
+			t.Errorf("a mail carries a link to a host the client chose: %q", m.Body)
+		}
+	}
+	// The registration's own verification mail (loopback Host) went out;
+	// the resend and reset requests under evil hosts sent nothing.
+	if n := len(mail.Messages(t)); n != 2 {
+		t.Errorf("%d mails, want 2 (the registration's verification and the trusted reset)", n)
+	}
+}

@@ -114,6 +114,7 @@ type siteConfig struct {
 	global   string // lines for the global options block
 	extra    string // lines for the session_auth block
 	usersDB  string // users_db: a PostgreSQL URL (default: a bbolt file in a temp dir)
+	anyHost  bool   // the site answers any Host (http://:port), not only 127.0.0.1
 }
 
 // startCustomSite loads a site like startSite's, from c.
@@ -143,6 +144,14 @@ func startCustomSite(t testing.TB, c siteConfig) *site {
 }
 
 // loadCustom (re)loads the site's config from c, as `caddy reload` would.
+// siteHost is the host part of the site's address.
+func siteHost(c siteConfig) string {
+	if c.anyHost {
+		return ""
+	}
+	return "127.0.0.1"
+}
+
 func (s *site) loadCustom(c siteConfig) {
 	s.t.Helper()
 	redisLine := ""
@@ -155,7 +164,7 @@ func (s *site) loadCustom(c siteConfig) {
 	storage file_system %s
 	%s
 }
-http://127.0.0.1:%d {
+http://%s:%d {
 	session_auth {
 		users_db %s
 		%s
@@ -164,7 +173,7 @@ http://127.0.0.1:%d {
 	}
 	reverse_proxy %s
 }
-`, filepath.Join(os.Getenv("XDG_DATA_HOME"), "caddy"), c.global, s.port, s.dbPath, redisLine, c.extra,
+`, filepath.Join(os.Getenv("XDG_DATA_HOME"), "caddy"), c.global, siteHost(c), s.port, s.dbPath, redisLine, c.extra,
 		strings.TrimPrefix(s.upstream.URL, "http://"))
 	// Drop the blank lines that empty parts leave, so adapting does not
 	// warn about formatting.
