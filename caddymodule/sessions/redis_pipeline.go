@@ -181,6 +181,7 @@ type pipeConn struct {
 	spare    []*pipeCall // the other queue buffer, while not being sent
 	inflight []*pipeCall // sent (or being sent), in order, from ihead on: replies owed
 	ihead    int
+	keys     []string // the batch's keys, while being sent (the writer's own)
 	writing  bool
 	reading  bool
 	used     bool  // since the last idle check
@@ -245,14 +246,22 @@ func (pc *pipeConn) write() {
 			// one owed takes the role (it may be us, once we are done).
 			pc.inflight[pc.ihead].signal()
 		}
-		pc.mu.Unlock()
+		// The keys are copied under mu: once a call is in inflight, a
+		// reader that fails the connection may deliver it an error, and
+		// its caller release (and reuse) it while we are still sending.
+		pc.keys = pc.keys[:0]
 		for _, cl := range batch {
+			pc.keys = append(pc.keys, cl.key)
+		}
+		pc.mu.Unlock()
+		for _, key := range pc.keys { // only the writer touches keys
 			// Send only buffers; a write error surfaces in Flush, and on a
 			// broken connection every Receive fails at once.
-			pc.c.Send("GET", cl.key)
+			pc.c.Send("GET", key)
 		}
 		err := pc.c.Flush()
 		pc.mu.Lock()
+		clear(pc.keys)
 		if err != nil {
 			pc.failLocked(err)
 		}
