@@ -40,7 +40,7 @@ func pgOutageRequests(name string, sess *session) []struct {
 // first request after PostgreSQL is back succeeds with the old session.
 func TestPostgresDownAndBack(t *testing.T) {
 	pg := testpg.New(t)
-	proxy, url := pgThroughProxy(t, pg.URL)
+	proxy, url := testpg.Through(t, pg.URL)
 	rd := testredis.Start(t)
 	s := startCustomSite(t, siteConfig{redisURL: rd.URL(), usersDB: url})
 	sess := s.newUser(t, "survivor")
@@ -113,7 +113,7 @@ func TestPostgresDownAndBack(t *testing.T) {
 // restarted.
 func TestStartsWithoutPostgres(t *testing.T) {
 	pg := testpg.New(t)
-	proxy, url := pgThroughProxy(t, pg.URL)
+	proxy, url := testpg.Through(t, pg.URL)
 	proxy.Cut()
 	rd := testredis.Start(t)
 	var s *site

@@ -3,11 +3,9 @@ package postgres
 import (
 	"context"
 	"errors"
-	"net"
 	"net/url"
 	"runtime"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -181,115 +179,6 @@ func TestListenerKilledNoStaleRead(t *testing.T) {
 	}
 }
 
-// proxy forwards TCP to target. Freeze makes it hold every byte (a hung
-// server: connections stay open, nothing answers); Cut closes every
-// connection and refuses new ones (a server that is down).
-type proxy struct {
-	ln     net.Listener
-	target string
-
-	mu     sync.Mutex
-	cond   *sync.Cond
-	frozen bool
-	cut    bool
-	conns  map[net.Conn]bool
-}
-
-func startProxy(t *testing.T, target string) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
-	p.cond = sync.NewCond(&p.mu)
-	go p.serve()
-	t.Cleanup(func() {
-		ln.Close()
-		p.Thaw()
-		p.Cut()
-	})
-	return p
-}
-
-// via returns rawURL pointed at the proxy.
-func (p *proxy) via(t *testing.T, rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = p.ln.Addr().String()
-	return u.String()
-}
-
-func (p *proxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		cut := p.cut
-		p.mu.Unlock()
-		if cut {
-			c.Close()
-			continue
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns[c], p.conns[s] = true, true
-		p.mu.Unlock()
-		go p.pipe(c, s)
-		go p.pipe(s, c)
-	}
-}
-
-func (p *proxy) pipe(dst, src net.Conn) {
-	defer dst.Close()
-	defer src.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			p.mu.Lock()
-			for p.frozen {
-				p.cond.Wait()
-			}
-			p.mu.Unlock()
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (p *proxy) Freeze() { p.mu.Lock(); p.frozen = true; p.mu.Unlock() }
-
-func (p *proxy) Thaw() {
-	p.mu.Lock()
-	p.frozen = false
-	p.cond.Broadcast()
-	p.mu.Unlock()
-}
-
-func (p *proxy) Cut() {
-	p.mu.Lock()
-	p.cut = true
-	for c := range p.conns {
-		c.Close()
-	}
-	clear(p.conns)
-	p.mu.Unlock()
-}
-
-func (p *proxy) Restore() { p.mu.Lock(); p.cut = false; p.mu.Unlock() }
-
 // PostgreSQL down: A (through the proxy) does not answer from its cache
 // what it can no longer vouch for; its reads fail (fail closed) within the
 // timeouts, and the first read after the server is back succeeds and sees
@@ -297,10 +186,10 @@ func (p *proxy) Restore() { p.mu.Lock(); p.cut = false; p.mu.Unlock() }
 func TestDatabaseDownFailsClosed(t *testing.T) {
 	db := testpg.New(t)
 	u0, _ := url.Parse(db.URL)
-	p := startProxy(t, u0.Host)
+	p := testpg.StartProxy(t, u0.Host)
 	events := make(chan ListenerEvent, 16)
 	opts := Options{ConnectTimeout: time.Second, QueryTimeout: time.Second, OnListener: func(ev ListenerEvent) { events <- ev }}
-	a := openOn(t, p.via(t, db.URL), opts)
+	a := openOn(t, p.Via(t, db.URL), opts)
 	eventOf(t, events)
 	b := openOn(t, db.URL, Options{})
 	u := mustCreate(t, b, &users.User{Username: "dave", IsActive: true})
@@ -338,9 +227,9 @@ func TestDatabaseDownFailsClosed(t *testing.T) {
 func TestDatabaseHungFailsClosed(t *testing.T) {
 	db := testpg.New(t)
 	u0, _ := url.Parse(db.URL)
-	p := startProxy(t, u0.Host)
+	p := testpg.StartProxy(t, u0.Host)
 	opts := Options{ConnectTimeout: time.Second, QueryTimeout: 500 * time.Millisecond, Heartbeat: 100 * time.Millisecond}
-	a := openOn(t, p.via(t, db.URL), opts)
+	a := openOn(t, p.Via(t, db.URL), opts)
 	b := openOn(t, db.URL, Options{})
 	u := mustCreate(t, b, &users.User{Username: "erin", IsActive: true})
 	cache(t, a, u.ID)
@@ -390,16 +279,16 @@ func TestDatabaseHungFailsClosed(t *testing.T) {
 func TestStartWhileDown(t *testing.T) {
 	db := testpg.New(t)
 	u0, _ := url.Parse(db.URL)
-	p := startProxy(t, u0.Host)
+	p := testpg.StartProxy(t, u0.Host)
 	p.Cut()
 	events := make(chan ListenerEvent, 16)
 	opts := Options{ConnectTimeout: time.Second, QueryTimeout: time.Second, OnListener: func(ev ListenerEvent) { events <- ev }}
-	if _, err := Open(bg, p.via(t, db.URL), Options{ConnectTimeout: time.Second}); err == nil {
+	if _, err := Open(bg, p.Via(t, db.URL), Options{ConnectTimeout: time.Second}); err == nil {
 		t.Fatal("Open with the database down succeeded")
 	} else {
 		t.Logf("Open with the database down: %v", err)
 	}
-	s, err := New(p.via(t, db.URL), opts)
+	s, err := New(p.Via(t, db.URL), opts)
 	if err != nil {
 		t.Fatalf("New with the database down: %v", err)
 	}

@@ -1,4 +1,4 @@
-package caddymodule_test
+package testpg
 
 import (
 	"net"
@@ -7,12 +7,12 @@ import (
 	"testing"
 )
 
-// tcpProxy forwards TCP to target, so a test can take "PostgreSQL" away
-// from a running Caddy without touching the shared server. Freeze makes it
-// hold every byte (a hung server: connections stay open, nothing answers);
-// Cut closes every connection and refuses new ones (a server that is
-// down); Thaw and Restore undo them.
-type tcpProxy struct {
+// Proxy forwards TCP to a PostgreSQL server, so a test can take the
+// database away from the code under test without touching the shared
+// server. Freeze makes it hold every byte (a hung server: connections stay
+// open, nothing answers); Cut closes every connection and refuses new ones
+// (a server that is down); Thaw and Restore undo them.
+type Proxy struct {
 	ln     net.Listener
 	target string
 
@@ -23,13 +23,14 @@ type tcpProxy struct {
 	conns  map[net.Conn]bool
 }
 
-func startTCPProxy(t testing.TB, target string) *tcpProxy {
+// StartProxy starts a proxy to target (host:port), stopped at t.Cleanup.
+func StartProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &tcpProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	p := &Proxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
 	p.cond = sync.NewCond(&p.mu)
 	go p.serve()
 	t.Cleanup(func() {
@@ -40,20 +41,29 @@ func startTCPProxy(t testing.TB, target string) *tcpProxy {
 	return p
 }
 
-// pgThroughProxy returns rawURL (a postgres:// URL) pointed at a new proxy
-// to its server.
-func pgThroughProxy(t testing.TB, rawURL string) (*tcpProxy, string) {
+// Through returns a proxy to rawURL's server and rawURL pointed at it.
+func Through(t testing.TB, rawURL string) (*Proxy, string) {
 	t.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := startTCPProxy(t, u.Host)
-	u.Host = p.ln.Addr().String()
-	return p, u.String()
+	p := StartProxy(t, u.Host)
+	return p, p.Via(t, rawURL)
 }
 
-func (p *tcpProxy) serve() {
+// Via returns rawURL pointed at the proxy.
+func (p *Proxy) Via(t testing.TB, rawURL string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = p.ln.Addr().String()
+	return u.String()
+}
+
+func (p *Proxy) serve() {
 	for {
 		c, err := p.ln.Accept()
 		if err != nil {
@@ -79,7 +89,7 @@ func (p *tcpProxy) serve() {
 	}
 }
 
-func (p *tcpProxy) pipe(dst, src net.Conn) {
+func (p *Proxy) pipe(dst, src net.Conn) {
 	defer dst.Close()
 	defer src.Close()
 	buf := make([]byte, 32<<10)
@@ -101,16 +111,16 @@ func (p *tcpProxy) pipe(dst, src net.Conn) {
 	}
 }
 
-func (p *tcpProxy) Freeze() { p.mu.Lock(); p.frozen = true; p.mu.Unlock() }
+func (p *Proxy) Freeze() { p.mu.Lock(); p.frozen = true; p.mu.Unlock() }
 
-func (p *tcpProxy) Thaw() {
+func (p *Proxy) Thaw() {
 	p.mu.Lock()
 	p.frozen = false
 	p.cond.Broadcast()
 	p.mu.Unlock()
 }
 
-func (p *tcpProxy) Cut() {
+func (p *Proxy) Cut() {
 	p.mu.Lock()
 	p.cut = true
 	for c := range p.conns {
@@ -120,4 +130,4 @@ func (p *tcpProxy) Cut() {
 	p.mu.Unlock()
 }
 
-func (p *tcpProxy) Restore() { p.mu.Lock(); p.cut = false; p.mu.Unlock() }
+func (p *Proxy) Restore() { p.mu.Lock(); p.cut = false; p.mu.Unlock() }
