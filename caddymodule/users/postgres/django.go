@@ -451,25 +451,6 @@ func (s *Store) djangoDelete(ctx context.Context, id int64) error {
 	})
 }
 
-func (s *Store) djangoList(ctx context.Context, where string, args ...any) ([]users.User, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+djangoColumns+djangoFrom+where+` ORDER BY u.id`, args...)
-	if err != nil {
-		return nil, s.dbErr(ctx, "listing users", err)
-	}
-	defer rows.Close()
-	var out []users.User
-	for rows.Next() {
-		out = append(out, users.User{})
-		if err := scanDjangoUser(rows, &out[len(out)-1]); err != nil {
-			return nil, s.dbErr(ctx, "listing users", err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.dbErr(ctx, "listing users", err)
-	}
-	return out, nil
-}
-
 func (s *Store) djangoCreateMany(ctx context.Context, recs []users.User, keys []string, skipExisting bool) ([]bool, int, error) {
 	created := make([]bool, len(recs))
 	n := 0

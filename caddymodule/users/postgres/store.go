@@ -641,22 +641,28 @@ func (s *Store) List(ctx context.Context) ([]users.User, error) {
 		return nil, err
 	}
 	if s.django {
-		return s.djangoList(ctx, "")
+		return s.queryUsers(ctx, "listing users", scanDjangoUser, `SELECT `+djangoColumns+djangoFrom+` ORDER BY u.id`)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM session_auth_users ORDER BY id`)
+	return s.queryUsers(ctx, "listing users", scanUser, `SELECT `+userColumns+` FROM session_auth_users ORDER BY id`)
+}
+
+// queryUsers runs a query of users, each read with scan; op names it in
+// errors.
+func (s *Store) queryUsers(ctx context.Context, op string, scan func(pgx.Row, *users.User) error, sql string, args ...any) ([]users.User, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, s.dbErr(ctx, "listing users", err)
+		return nil, s.dbErr(ctx, op, err)
 	}
 	defer rows.Close()
 	var out []users.User
 	for rows.Next() {
 		out = append(out, users.User{})
-		if err := scanUser(rows, &out[len(out)-1]); err != nil {
-			return nil, s.dbErr(ctx, "listing users", err)
+		if err := scan(rows, &out[len(out)-1]); err != nil {
+			return nil, s.dbErr(ctx, op, err)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, s.dbErr(ctx, "listing users", err)
+		return nil, s.dbErr(ctx, op, err)
 	}
 	return out, nil
 }
@@ -826,22 +832,9 @@ func (s *Store) ByEmail(ctx context.Context, email string) ([]users.User, error)
 		return nil, err
 	}
 	if s.django {
-		return s.djangoList(ctx, ` WHERE lower(u.email) = lower($1)`, email)
+		return s.queryUsers(ctx, "finding users by e-mail", scanDjangoUser,
+			`SELECT `+djangoColumns+djangoFrom+` WHERE lower(u.email) = lower($1) ORDER BY u.id`, email)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM session_auth_users WHERE lower(email) = lower($1) ORDER BY id`, email)
-	if err != nil {
-		return nil, s.dbErr(ctx, "finding users by e-mail", err)
-	}
-	defer rows.Close()
-	var out []users.User
-	for rows.Next() {
-		out = append(out, users.User{})
-		if err := scanUser(rows, &out[len(out)-1]); err != nil {
-			return nil, s.dbErr(ctx, "finding users by e-mail", err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.dbErr(ctx, "finding users by e-mail", err)
-	}
-	return out, nil
+	return s.queryUsers(ctx, "finding users by e-mail", scanUser,
+		`SELECT `+userColumns+` FROM session_auth_users WHERE lower(email) = lower($1) ORDER BY id`, email)
 }
