@@ -51,20 +51,7 @@ http://127.0.0.1:%d {
 }
 `, s.port, s.dbPath, appPort, appPort))
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-quic", true),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelTimeout()
+	ctx := browserContext(t, browser)
 
 	// The page's forms are hidden until its script runs, so every wait for
 	// a form also proves the CSP let the inline script through.
@@ -223,20 +210,7 @@ func screenshotter(t *testing.T, ctx context.Context, first string) func(name st
 func TestBrowserSignInWithoutJavaScript(t *testing.T) {
 	browser := chromiumPath(t)
 	s := startSite(t, "", "login_redirect\nlogin_page_title \"Acme Books\"")
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("blink-settings", "scriptEnabled=false"),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelTimeout()
+	ctx := browserContext(t, browser, chromedp.Flag("blink-settings", "scriptEnabled=false"))
 	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(ctx, actions...); err != nil {
@@ -288,4 +262,29 @@ func TestBrowserSignInWithoutJavaScript(t *testing.T) {
 		t.Errorf("error %q", msg)
 	}
 	shot("nojs-2-error")
+}
+
+// browserContext starts headless Chromium (Debian's, its own profile in a
+// temp dir, QUIC off so every request goes through the site under test)
+// and returns a context for it, bounded to 90 s and ended at t.Cleanup.
+// extra flags are added to chromedp's defaults.
+func browserContext(t *testing.T, browser string, extra ...chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-quic", true),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(opts, extra...)...)
+	ctx, cancel := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() {
+		cancelTimeout()
+		cancel()
+		cancelAlloc()
+	})
+	return ctx
 }
