@@ -1,21 +1,14 @@
 package testredis
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/caddy-session-auth/caddy-session-auth/internal/testcert"
 	"github.com/gomodule/redigo/redis"
 )
 
@@ -52,19 +45,19 @@ func StartTLS(t testing.TB, clientCerts bool) *TLSServer {
 	}
 	dir := t.TempDir()
 	s := &TLSServer{t: t}
-	ca := newCA(t, "session-auth test CA")
-	other := newCA(t, "some other CA")
-	s.CAFile = writePEM(t, dir, "ca.crt", "CERTIFICATE", ca.der)
-	s.OtherCAFile = writePEM(t, dir, "other-ca.crt", "CERTIFICATE", other.der)
-	serverCert, serverKey := ca.issue(t, "127.0.0.1", false)
-	serverCertFile := writePEM(t, dir, "server.crt", "CERTIFICATE", serverCert)
-	serverKeyFile := writePEM(t, dir, "server.key", "PRIVATE KEY", serverKey)
-	clientCert, clientKey := ca.issue(t, "session-auth client", true)
-	s.CertFile = writePEM(t, dir, "client.crt", "CERTIFICATE", clientCert)
-	s.KeyFile = writePEM(t, dir, "client.key", "PRIVATE KEY", clientKey)
+	ca := testcert.NewCA(t, "session-auth test CA")
+	other := testcert.NewCA(t, "some other CA")
+	s.CAFile = testcert.WritePEM(t, dir, "ca.crt", "CERTIFICATE", ca.DER)
+	s.OtherCAFile = testcert.WritePEM(t, dir, "other-ca.crt", "CERTIFICATE", other.DER)
+	serverCert, serverKey := ca.Issue(t, "127.0.0.1", false)
+	serverCertFile := testcert.WritePEM(t, dir, "server.crt", "CERTIFICATE", serverCert)
+	serverKeyFile := testcert.WritePEM(t, dir, "server.key", "PRIVATE KEY", serverKey)
+	clientCert, clientKey := ca.Issue(t, "session-auth client", true)
+	s.CertFile = testcert.WritePEM(t, dir, "client.crt", "CERTIFICATE", clientCert)
+	s.KeyFile = testcert.WritePEM(t, dir, "client.key", "PRIVATE KEY", clientKey)
 
 	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
+	roots.AddCert(ca.Cert)
 	pair, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -130,86 +123,4 @@ func (s *TLSServer) AddUser(name, password string, rules ...string) {
 	if _, err := s.Do("ACL", append([]any{"SETUSER"}, args...)...); err != nil {
 		s.t.Fatalf("testredis: ACL SETUSER %s: %v", name, err)
 	}
-}
-
-type testCA struct {
-	cert *x509.Certificate
-	der  []byte
-	key  *ecdsa.PrivateKey
-}
-
-func newCA(t testing.TB, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(t),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, der: der, key: key}
-}
-
-// issue signs a certificate: for a client (client auth), or for a server
-// at 127.0.0.1 and localhost. It returns the certificate's DER and its
-// key's PKCS #8 DER.
-func (ca *testCA) issue(t testing.TB, name string, client bool) ([]byte, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(t),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
-	}
-	if client {
-		tmpl.ExtKeyUsage, tmpl.IPAddresses, tmpl.DNSNames = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil, nil
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der, keyDER
-}
-
-func serial(t testing.TB) *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-func writePEM(t testing.TB, dir, name, kind string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }

@@ -7,15 +7,8 @@ package testsmtp
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
@@ -27,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/caddy-session-auth/caddy-session-auth/internal/testcert"
 )
 
 // EnvRequire, set to 1, turns "no aiosmtpd installed" from a skip into a
@@ -86,13 +81,13 @@ func Start(t testing.TB, mode Mode) *Server {
 	s := &Server{Dir: filepath.Join(dir, "maildir"), mode: mode}
 	var tlsArgs []string
 	if mode != Plain {
-		ca := newCA(t, "session-auth SMTP test CA")
-		other := newCA(t, "some other CA")
-		s.CAFile = writePEM(t, dir, "ca.crt", "CERTIFICATE", ca.der)
-		s.OtherCAFile = writePEM(t, dir, "other-ca.crt", "CERTIFICATE", other.der)
-		cert, key := ca.issue(t, "127.0.0.1")
-		certFile := writePEM(t, dir, "server.crt", "CERTIFICATE", cert)
-		keyFile := writePEM(t, dir, "server.key", "PRIVATE KEY", key)
+		ca := testcert.NewCA(t, "session-auth SMTP test CA")
+		other := testcert.NewCA(t, "some other CA")
+		s.CAFile = testcert.WritePEM(t, dir, "ca.crt", "CERTIFICATE", ca.DER)
+		s.OtherCAFile = testcert.WritePEM(t, dir, "other-ca.crt", "CERTIFICATE", other.DER)
+		cert, key := ca.Issue(t, "127.0.0.1", false)
+		certFile := testcert.WritePEM(t, dir, "server.crt", "CERTIFICATE", cert)
+		keyFile := testcert.WritePEM(t, dir, "server.key", "PRIVATE KEY", key)
 		if mode == StartTLS {
 			tlsArgs = []string{"--tlscert", certFile, "--tlskey", keyFile}
 		} else {
@@ -289,61 +284,4 @@ func (s *Server) Count(t testing.TB, to string) int {
 		}
 	}
 	return n
-}
-
-type testCA struct {
-	cert *x509.Certificate
-	der  []byte
-	key  *ecdsa.PrivateKey
-}
-
-func newCA(t testing.TB, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, der: der, key: key}
-}
-
-func (ca *testCA) issue(t testing.TB, ip string) (certDER, keyDER []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: ip},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.ParseIP(ip)}, DNSNames: []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der, k
-}
-
-func writePEM(t testing.TB, dir, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
