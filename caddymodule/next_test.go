@@ -113,7 +113,11 @@ http://127.0.0.1:%d {
 }
 `, s.port, s.dbPath, strings.TrimPrefix(s.upstream.URL, "http://"), appPort, s.port, strings.TrimPrefix(s.upstream.URL, "http://")))
 	html := map[string]string{"Accept": "text/html"}
-	for _, base := range []string{s.base, fmt.Sprintf("http://127.0.0.1:%d", appPort)} {
+	bases := []string{s.base, fmt.Sprintf("http://127.0.0.1:%d", appPort)}
+	for _, base := range bases {
+		waitServing(t, base) // the reload above replaces the listeners' servers
+	}
+	for _, base := range bases {
 		for target, want := range offSiteTargets {
 			next := nextOf(t, target, rawGet(t, base, target, html), "/signin")
 			if offSite(next) {
@@ -137,5 +141,24 @@ func TestForwardAuthNextStaysOnSite(t *testing.T) {
 		} else if next != want && unescapeOnce(next) != unescapeOnce(want) {
 			t.Errorf("X-Forwarded-Uri %s: next=%q, want %q", target, next, want)
 		}
+	}
+}
+
+// waitServing waits (up to 5 s) until base accepts a connection and
+// answers a request: right after a config load, a connection can be reset
+// while the old servers hand over.
+func waitServing(t *testing.T, base string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r, err := http.Get(base + "/api/health/")
+		if err == nil {
+			r.Body.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not serving after the load: %v", base, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
