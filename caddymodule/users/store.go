@@ -96,3 +96,29 @@ type EmailFinder interface {
 	// error. An empty email finds nobody.
 	ByEmail(ctx context.Context, email string) ([]User, error)
 }
+
+// Factors keeps each user's second-factor data (the encrypted TOTP secret,
+// hashed recovery codes, passkey credentials) as one value that the
+// accounts layer encodes and the store does not interpret. It is kept apart
+// from the User record so that the per-request ByID read never carries it.
+// Both backends implement it next to Store (with Django's users, in the
+// sidecar's side table); users/storetest checks it.
+type Factors interface {
+	// Factors returns the value stored for the user, nil if there is none,
+	// or ErrNotFound if there is no such user.
+	Factors(ctx context.Context, id int64) ([]byte, error)
+
+	// UpdateFactors reads the user's value (nil if none), lets fn return
+	// the value to keep, stores it and returns it, in one transaction that
+	// holds the user's value against concurrent UpdateFactors calls on any
+	// instance (so that a code accepted once cannot be accepted twice). If
+	// fn returns an error nothing is written and that error is returned; if
+	// it returns nil (or an empty value) the value is deleted. ErrNotFound
+	// if there is no such user (fn is then not called). Deleting a user
+	// deletes its value.
+	UpdateFactors(ctx context.Context, id int64, fn func(cur []byte) ([]byte, error)) ([]byte, error)
+
+	// AllFactors returns every stored value by user id (for listings,
+	// backups and copies).
+	AllFactors(ctx context.Context) (map[int64][]byte, error)
+}

@@ -228,6 +228,9 @@ func (s *Store) Delete(ctx context.Context, id int64) error {
 		if v == nil {
 			return users.ErrNotFound
 		}
+		if err := deleteFactors(tx, key); err != nil {
+			return err
+		}
 		var u users.User
 		if err := decodeRecord(&u, id, v); err != nil {
 			// A corrupt record must still be deletable (it is the way to get
