@@ -26,6 +26,14 @@ type endpoint struct {
 	serve        func(s *SessionAuth, w http.ResponseWriter, r *http.Request, auth authResult)
 	// raw endpoints do their own checks (forward-auth, the sign-in page).
 	raw func(s *SessionAuth, w http.ResponseWriter, r *http.Request)
+	// enrolOK: a session limited to second-factor enrolment may use it.
+	enrolOK bool
+}
+
+// route is an endpoint at its path.
+type route struct {
+	path string
+	ep   endpoint
 }
 
 var (
@@ -39,27 +47,21 @@ var (
 // paths (login_page, health_path) must not shadow another endpoint.
 func (s *SessionAuth) buildRoutes() (map[string]endpoint, error) {
 	p := s.APIPrefix
-	list := []struct {
-		path string
-		ep   endpoint
-	}{
+	list := []route{
 		{p + "/register/", endpoint{name: "Register", allow: allowPost, methods: postOnly, serve: (*SessionAuth).register}},
 		{p + "/login/", endpoint{name: "Login", allow: allowPost, methods: postOnly, serve: (*SessionAuth).login}},
-		{p + "/logout/", endpoint{name: "Logout", needsSession: true, allow: allowPost, methods: postOnly, serve: (*SessionAuth).logout}},
-		{p + "/logout/all/", endpoint{name: "Logout All", needsSession: true, allow: allowPost, methods: postOnly, serve: (*SessionAuth).logoutAll}},
+		{p + "/logout/", endpoint{name: "Logout", needsSession: true, enrolOK: true, allow: allowPost, methods: postOnly, serve: (*SessionAuth).logout}},
+		{p + "/logout/all/", endpoint{name: "Logout All", needsSession: true, enrolOK: true, allow: allowPost, methods: postOnly, serve: (*SessionAuth).logoutAll}},
 		{p + "/password/", endpoint{name: "Password Change", needsSession: true, allow: allowPost, methods: postOnly, serve: (*SessionAuth).changePassword}},
 		{p + "/sessions/", endpoint{name: "Sessions", needsSession: true, allow: allowGet, methods: getHead, serve: (*SessionAuth).listSessions}},
-		{p + "/user/", endpoint{name: "User", needsSession: true, allow: allowGet, methods: getHead, serve: (*SessionAuth).currentUser}},
+		{p + "/user/", endpoint{name: "User", needsSession: true, enrolOK: true, allow: allowGet, methods: getHead, serve: (*SessionAuth).currentUser}},
 		{p + "/protected/", endpoint{name: "Protected", needsSession: true, allow: allowGet, methods: getHead, serve: (*SessionAuth).currentUser}},
 		{p + "/auth/", endpoint{raw: (*SessionAuth).forwardAuth}},
 		{s.HealthPath, endpoint{raw: func(s *SessionAuth, w http.ResponseWriter, r *http.Request) { s.health.serve(w, r) }}},
 		{p + "/" + s.LoginPage, endpoint{raw: (*SessionAuth).serveSigninPage}}, // signin_form.go
 	}
 	if s.SMTP != "" {
-		list = append(list, []struct {
-			path string
-			ep   endpoint
-		}{
+		list = append(list, []route{
 			{p + "/password/reset/", endpoint{name: "Password Reset", allow: allowPost, methods: postOnly, serve: (*SessionAuth).passwordReset}},
 			{p + "/password/reset/confirm/", endpoint{name: "Password Reset Confirm", allow: allowPost, methods: postOnly, serve: (*SessionAuth).passwordResetConfirm}},
 			{p + "/registration/verify-email/", endpoint{name: "Verify Email", allow: allowPost, methods: postOnly, serve: (*SessionAuth).verifyEmail}},
@@ -67,11 +69,9 @@ func (s *SessionAuth) buildRoutes() (map[string]endpoint, error) {
 		}...)
 	}
 	if s.IdentityToken != nil {
-		list = append(list, struct {
-			path string
-			ep   endpoint
-		}{p + "/jwks/", endpoint{raw: (*SessionAuth).serveJWKS}})
+		list = append(list, route{p + "/jwks/", endpoint{raw: (*SessionAuth).serveJWKS}})
 	}
+	list = append(list, s.twoFactorRoutes()...)
 	routes := make(map[string]endpoint, len(list))
 	for _, rt := range list {
 		if _, taken := routes[rt.path]; taken {
@@ -118,6 +118,10 @@ func (s *SessionAuth) serveAPI(w http.ResponseWriter, r *http.Request, ep endpoi
 		return
 	}
 	if auth.who != nil {
+		if ep.needsSession && !ep.enrolOK && s.needsEnrolment(auth.who) {
+			writeJSON(w, http.StatusForbidden, bodyEnrolmentRequired)
+			return
+		}
 		s.touchSession(auth.who)
 	}
 	switch {
@@ -275,29 +279,62 @@ func (s *SessionAuth) login(w http.ResponseWriter, r *http.Request, _ authResult
 		writeJSON(w, http.StatusBadRequest, bodyUnverified)
 		return
 	}
-	token, secret, err := s.startSession(r, u)
+	// A user with a second factor gets no session yet: the password's
+	// attempt is given back (not cleared: only the whole login clears the
+	// username's failures, so wrong codes add up), and the second step is
+	// awaited under a sealed cookie.
+	pending, err := s.awaitSecondFactor(w, r, u)
 	if err != nil {
 		result = resultError
-		s.storeFailure(w, "starting session", err)
+		s.loginCanceled(att)
+		s.storeFailure(w, "reading second factors", err)
 		return
 	}
-	result = resultSuccess
+	if pending {
+		result = resultMFARequired
+		s.loginCanceled(att)
+		return
+	}
+	s.loginSucceeded(att)
+	result = s.completeLogin(w, r, u, false, "")
+}
+
+// completeLogin starts u's session (marked if a second factor was proved,
+// by method) and answers as a login does; it returns the metrics result.
+func (s *SessionAuth) completeLogin(w http.ResponseWriter, r *http.Request, u *users.User, mfaDone bool, method string) string {
+	token, secret, err := s.startSession(r, u, mfaDone)
+	if err != nil {
+		s.storeFailure(w, "starting session", err)
+		return resultError
+	}
 	s.setSessionCookie(w, r, token)
 	s.setCSRFCookie(w, r, secret)
-	s.logger.Info("login", zap.Int64("user_id", u.ID), zap.String("username", u.Username),
-		zap.String("client_ip", clientIP(r)))
-	s.audit(auditEntry{event: auditLogin, user: u, r: r, sessionID: sessionID(token)})
+	if _, ok := cookieValue(r, s.stateCookie()); ok {
+		s.setStateCookie(w, r, "", -1)
+	}
+	fields := []zap.Field{zap.Int64("user_id", u.ID), zap.String("username", u.Username), zap.String("client_ip", clientIP(r))}
+	var extra []zap.Field
+	if method != "" {
+		extra = []zap.Field{zap.String("method", method)}
+	}
+	s.logger.Info("login", append(fields, extra...)...)
+	s.audit(auditEntry{event: auditLogin, user: u, r: r, sessionID: sessionID(token), extra: extra})
 	writeValue(w, http.StatusOK, loginResponse{
-		Message:   "Login successful",
-		User:      userJSON{u.ID, u.Username, u.Email},
-		CSRFToken: csrf.Mask(secret),
+		Message:           "Login successful",
+		User:              userJSON{u.ID, u.Username, u.Email},
+		CSRFToken:         csrf.Mask(secret),
+		EnrolmentRequired: !mfaDone && s.mfa.mustHave(u),
 	})
+	return resultSuccess
 }
 
 type loginResponse struct {
 	Message   string   `json:"message"`
 	User      userJSON `json:"user"`
 	CSRFToken string   `json:"csrf_token"`
+	// EnrolmentRequired: two_factor required names the user, who has no
+	// second factor; the session may only enrol one.
+	EnrolmentRequired bool `json:"mfa_enrolment_required,omitempty"`
 }
 
 // logUnusableHash logs a stored hash that cannot be verified.

@@ -32,6 +32,12 @@ const (
 	auditUserCreated            = "user_created"
 	auditUserChanged            = "user_changed"
 	auditUserDeleted            = "user_deleted"
+	auditMFAEnabled             = "mfa_enabled"
+	auditMFADisabled            = "mfa_disabled"
+	auditMFAFailed              = "mfa_failed"
+	auditPasskeyAdded           = "passkey_added"
+	auditPasskeyRemoved         = "passkey_removed"
+	auditRecoveryCodeUsed       = "recovery_code_used"
 )
 
 // Reasons of login_failed: those of the log's "login failed" (signals.go)

@@ -52,10 +52,57 @@ func (s *SessionAuth) unmarshalPermissions(d *caddyfile.Dispenser, st *permsPars
 			return true, d.ArgErr()
 		}
 		tok().KeyFiles = append(tok().KeyFiles, files...)
+	case "two_factor", "passkey_rp_id", "passkey_origins", "totp_issuer":
+		return true, s.unmarshalTwoFactor(d)
 	default:
 		return false, nil
 	}
 	return true, nil
+}
+
+// unmarshalTwoFactor reads the second factor's subdirectives:
+//
+//	two_factor      optional | required [<who…>]
+//	passkey_rp_id   <domain>
+//	passkey_origins <origin…>
+//	totp_issuer     <name>
+//
+// Whether the values are acceptable is checkTwoFactor's to say (the same
+// errors for a JSON config), reported here with the line.
+func (s *SessionAuth) unmarshalTwoFactor(d *caddyfile.Dispenser) error {
+	if s.TwoFactor == nil {
+		s.TwoFactor = new(TwoFactor)
+	}
+	tf := s.TwoFactor
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.ArgErr()
+	}
+	switch d.Val() {
+	case "two_factor":
+		tf.Policy, tf.Who = args[0], args[1:]
+		if len(tf.Who) == 0 {
+			tf.Who = nil
+		}
+	case "passkey_rp_id":
+		if len(args) != 1 {
+			return d.ArgErr()
+		}
+		tf.PasskeyRPID = args[0]
+	case "passkey_origins":
+		tf.PasskeyOrigins = append(tf.PasskeyOrigins, args...)
+	case "totp_issuer":
+		if len(args) != 1 {
+			return d.ArgErr()
+		}
+		tf.TOTPIssuer = args[0]
+	}
+	if d.Val() == "two_factor" {
+		if err := checkTwoFactorPolicy(tf); err != nil {
+			return d.Err(err.Error())
+		}
+	}
+	return nil
 }
 
 // permsParse is what unmarshalPermissions keeps over a block.

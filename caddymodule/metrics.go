@@ -23,6 +23,7 @@ var metrics struct {
 	hashSeconds   prometheus.Histogram
 	hashWait      prometheus.Histogram // signals.go
 	mails         *prometheus.CounterVec
+	secondFactor  *prometheus.CounterVec
 }
 
 // siteLabel names the handler's site (its server's name, e.g. srv0) on
@@ -38,6 +39,7 @@ const (
 	resultError          = "error"
 	resultCreated        = "created"
 	resultUnverified     = "unverified"
+	resultMFARequired    = "mfa_required"
 )
 
 func initMetrics(registry *prometheus.Registry) error {
@@ -45,7 +47,7 @@ func initMetrics(registry *prometheus.Registry) error {
 	metrics.once.Do(func() {
 		metrics.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "login_attempts_total",
-			Help: "Login attempts by result: success, bad_credentials, invalid (malformed request), throttled, unverified (right password, e-mail not verified under email_verification mandatory), error.",
+			Help: "Login attempts by result: success, bad_credentials, invalid (malformed request), throttled, unverified (right password, e-mail not verified under email_verification mandatory), mfa_required (right password, second factor awaited), error. The second step (login/2fa/, login/passkey/finish/) counts as a login attempt too.",
 		}, []string{"result", siteLabel})
 		metrics.registrations = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "registrations_total",
@@ -77,6 +79,10 @@ func initMetrics(registry *prometheus.Registry) error {
 			Namespace: ns, Subsystem: sub, Name: "mails_total",
 			Help: "Account mails by kind (password_reset, email_verification) and result: sent, failed (the SMTP server refused or did not answer), dropped (the queue was full).",
 		}, []string{"kind", "result"})
+		metrics.secondFactor = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "second_factor_total",
+			Help: "Second factors presented at sign-in (and to disable TOTP), by method (totp, recovery_code, passkey) and result (success, failed).",
+		}, []string{"method", "result", siteLabel})
 		for _, kind := range []string{"password_reset", "email_verification"} {
 			for _, result := range []string{"sent", "failed", "dropped"} {
 				metrics.mails.WithLabelValues(kind, result) // present from start, at 0
@@ -87,7 +93,7 @@ func initMetrics(registry *prometheus.Registry) error {
 		return nil
 	}
 	for _, c := range []prometheus.Collector{metrics.logins, metrics.registrations, metrics.gate,
-		metrics.throttled, metrics.lockouts, metrics.storeErrors, metrics.hashSeconds, metrics.hashWait, metrics.mails} {
+		metrics.throttled, metrics.lockouts, metrics.storeErrors, metrics.hashSeconds, metrics.hashWait, metrics.mails, metrics.secondFactor} {
 		// Several session_auth handlers share one registry: register once.
 		if err := registry.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError

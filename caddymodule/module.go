@@ -270,6 +270,10 @@ type SessionAuth struct {
 	// Default: 1h.
 	PasswordResetTimeout caddy.Duration `json:"password_reset_timeout,omitempty"`
 
+	// TwoFactor configures the second factor (TOTP, passkeys) and who
+	// must have one. See TwoFactor.
+	TwoFactor *TwoFactor `json:"two_factor,omitempty"`
+
 	// EmailVerification is "off" (no verification mail; the default),
 	// "optional" (a mail on registration; unverified users may log in) or
 	// "mandatory" (they may not until they verified). Needs SMTP unless off.
@@ -308,6 +312,7 @@ type SessionAuth struct {
 	auditLog   *zap.Logger // http.handlers.session_auth.audit
 
 	counters *siteMetrics // this site's counters (signals.go)
+	mfa      *twoFactorState
 
 	// cookieWarned: an upstream's Set-Cookie for our cookies was logged
 	// (cookieguard.go).
@@ -403,6 +408,9 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if validationOnly() { // validate.go: `caddy validate` takes no lock and opens no pool
+		if err := s.provisionTwoFactor(); err != nil {
+			return err
+		}
 		return s.checkOffline()
 	}
 	if s.db, s.dbKey, err = openSharedDB(s.usersDBSpec(), time.Duration(s.DBLockTimeout)); err != nil {
@@ -414,6 +422,9 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if err := s.provisionMail(); err != nil {
+		return err
+	}
+	if err := s.provisionTwoFactor(); err != nil {
 		return err
 	}
 
@@ -555,6 +566,9 @@ func (s *SessionAuth) Validate() error {
 		return err
 	}
 	if err := s.checkMailSettings(); err != nil {
+		return err
+	}
+	if err := s.checkTwoFactor(); err != nil {
 		return err
 	}
 	return s.checkRedisSettings()

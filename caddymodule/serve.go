@@ -31,6 +31,10 @@ func (s *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 		s.serveAPI(w, r, sessionItem)
 		return nil
 	}
+	if _, ok := s.passkeyItemPath(r.URL.Path); ok {
+		s.serveAPI(w, r, passkeyItem)
+		return nil
+	}
 	if _, ok := s.redirects[r.URL.Path]; ok {
 		redirectSlash(w, r)
 		return nil
@@ -87,6 +91,18 @@ func (s *SessionAuth) gate(w http.ResponseWriter, r *http.Request, next caddyhtt
 	// The require rules (permissions.go): a logged-in user who may not is
 	// refused, browser or not (no sign-in redirect: they are signed in).
 	u := auth.who.user
+	// two_factor required: a session whose login proved no second factor
+	// may only enrol one (browsers are sent to the sign-in page, which
+	// leads them through it).
+	if s.needsEnrolment(auth.who) {
+		s.counters.gateForbidden.Inc()
+		if s.wantsLoginRedirect(r, r.Method) {
+			s.redirectToLogin(w, r.URL.RequestURI())
+			return nil
+		}
+		writeJSON(w, http.StatusForbidden, bodyEnrolmentRequired)
+		return nil
+	}
 	if !s.permitted(r, u) {
 		s.counters.gateForbidden.Inc()
 		writeJSON(w, http.StatusForbidden, bodyPermissionDenied)

@@ -102,9 +102,9 @@ func isCorrupt(err error) bool {
 }
 
 // startSession ends the request's current session, if any, and commits a
-// new one (new token, new CSRF secret) for u. It returns the new token and
-// the CSRF secret.
-func (s *SessionAuth) startSession(r *http.Request, u *users.User) (token, secret string, err error) {
+// new one (new token, new CSRF secret) for u, marked if its login proved a
+// second factor. It returns the new token and the CSRF secret.
+func (s *SessionAuth) startSession(r *http.Request, u *users.User, mfaDone bool) (token, secret string, err error) {
 	old, _ := cookieValue(r, s.SessionCookie)
 	if !plausibleToken(old) {
 		old = ""
@@ -129,6 +129,9 @@ func (s *SessionAuth) startSession(r *http.Request, u *users.User) (token, secre
 	s.sessions.Put(ctx, keyUserID, u.ID)
 	s.sessions.Put(ctx, keyEpoch, u.SessionEpoch)
 	s.sessions.Put(ctx, keyCSRF, secret)
+	if mfaDone {
+		s.sessions.Put(ctx, keyMFA, true)
+	}
 	var expiry time.Time
 	if token, expiry, err = s.sessions.Commit(ctx); err != nil {
 		return "", "", err

@@ -27,7 +27,7 @@ import (
 // event. (store_errors_total's "while" values grow with the code: the ones
 // known here start at zero, others appear when first counted.)
 var (
-	loginResults        = []string{resultSuccess, resultBadCredentials, resultInvalid, resultThrottled, resultUnverified, resultError}
+	loginResults        = []string{resultSuccess, resultBadCredentials, resultInvalid, resultThrottled, resultUnverified, resultMFARequired, resultError}
 	registrationResults = []string{resultCreated, resultInvalid, resultThrottled, resultClosed, resultError}
 	gateResults         = []string{"allowed", "public", "denied", "redirected", "csrf_failed", "forbidden", "error"}
 	throttleKinds       = []string{kindLoginUsername, kindLoginIP, kindLoginLockout, "register_ip",
@@ -35,7 +35,7 @@ var (
 	storeErrorWhiles = []string{"changing password", "checking credentials", "checking the login throttle",
 		"checking the registration throttle", "creating user", "ending all sessions", "ending session",
 		"looking up username", "reading session", "reading the identity token keys", "signing the identity token",
-		"starting session"}
+		"starting session", "reading second factors", "changing second factors", "reading user"}
 )
 
 // siteMetrics are one handler's counters, labelled with its site, the
@@ -67,6 +67,11 @@ func newSiteMetrics(site string) *siteMetrics {
 	for _, w := range storeErrorWhiles {
 		metrics.storeErrors.WithLabelValues(w, site)
 	}
+	for _, method := range []string{"totp", "recovery_code", "passkey"} {
+		for _, r := range []string{resultSuccess, "failed"} {
+			metrics.secondFactor.WithLabelValues(method, r, site)
+		}
+	}
 	m.gateAllowed = metrics.gate.WithLabelValues("allowed", site)
 	m.gatePublic = metrics.gate.WithLabelValues("public", site)
 	m.gateDenied = metrics.gate.WithLabelValues("denied", site)
@@ -76,6 +81,10 @@ func newSiteMetrics(site string) *siteMetrics {
 	m.gateForbidden = metrics.gate.WithLabelValues("forbidden", site)
 	m.lockouts = metrics.lockouts.WithLabelValues(site)
 	return m
+}
+
+func (m *siteMetrics) secondFactor(method, result string) prometheus.Counter {
+	return metrics.secondFactor.WithLabelValues(method, result, m.site)
 }
 
 func (m *siteMetrics) login(result string) prometheus.Counter {

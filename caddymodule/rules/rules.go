@@ -32,9 +32,8 @@ type Spec struct {
 
 // Rule is a compiled Spec.
 type Rule struct {
-	staff, superuser bool
-	groups           []string // sorted
-	methods          []string
+	Who
+	methods  []string
 	patterns         []pattern
 }
 
@@ -75,23 +74,11 @@ func compile(sp Spec) (Rule, error) {
 	if len(sp.Who) == 0 {
 		return r, errors.New("no one may pass: name staff, superuser or group:<name>")
 	}
-	for _, w := range sp.Who {
-		switch {
-		case w == WhoStaff:
-			r.staff = true
-		case w == WhoSuperuser:
-			r.superuser = true
-		case strings.HasPrefix(w, WhoGroupPrefix):
-			name := strings.TrimPrefix(w, WhoGroupPrefix)
-			if problems := accounts.GroupNameProblems(name); len(problems) > 0 {
-				return r, fmt.Errorf("%q: not a group name: %s", w, strings.Join(problems, " "))
-			}
-			r.groups = append(r.groups, name)
-		default:
-			return r, fmt.Errorf("%q: who may pass is staff, superuser or group:<name>", w)
-		}
+	who, err := CompileWho(sp.Who)
+	if err != nil {
+		return r, err
 	}
-	r.groups = users.SortGroups(r.groups)
+	r.Who = *who
 	for _, m := range sp.Methods {
 		if !IsMethod(m) {
 			return r, fmt.Errorf("%q is not an upper-case HTTP method", m)
@@ -132,11 +119,51 @@ func IsPattern(p string) bool { return p != "" && (p[0] == '/' || p[0] == '*') }
 
 // allows reports whether u passes the rule (superusers pass every rule;
 // the caller has already let them through).
-func (r *Rule) allows(u *users.User) bool {
-	if (r.staff && u.IsStaff) || (r.superuser && u.IsSuperuser) {
+func (r *Rule) allows(u *users.User) bool { return r.Matches(u) }
+
+// Who is a list of who may pass, as in a require rule: staff, superusers,
+// members of groups (any of them). The zero Who matches nobody.
+type Who struct {
+	staff, superuser bool
+	groups           []string // sorted
+}
+
+// CompileWho checks and compiles who-words ("staff", "superuser",
+// "group:<name>").
+func CompileWho(words []string) (*Who, error) {
+	w := new(Who)
+	for _, word := range words {
+		switch {
+		case word == WhoStaff:
+			w.staff = true
+		case word == WhoSuperuser:
+			w.superuser = true
+		case strings.HasPrefix(word, WhoGroupPrefix):
+			name := strings.TrimPrefix(word, WhoGroupPrefix)
+			if problems := accounts.GroupNameProblems(name); len(problems) > 0 {
+				return nil, fmt.Errorf("%q: not a group name: %s", word, strings.Join(problems, " "))
+			}
+			w.groups = append(w.groups, name)
+		default:
+			return nil, fmt.Errorf("%q: who may pass is staff, superuser or group:<name>", word)
+		}
+	}
+	w.groups = users.SortGroups(w.groups)
+	return w, nil
+}
+
+// IsWho reports whether word is written as a who-word.
+func IsWho(word string) bool {
+	return word == WhoStaff || word == WhoSuperuser || strings.HasPrefix(word, WhoGroupPrefix)
+}
+
+// Matches reports whether u is one of w (by its flags and groups only:
+// a superuser who is not staff does not match "staff").
+func (w *Who) Matches(u *users.User) bool {
+	if (w.staff && u.IsStaff) || (w.superuser && u.IsSuperuser) {
 		return true
 	}
-	for _, g := range r.groups {
+	for _, g := range w.groups {
 		if u.InGroup(g) {
 			return true
 		}

@@ -1,0 +1,746 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/accounts"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/mfa"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
+)
+
+// The second factor's endpoints (README "Second factor"):
+//
+//	GET    <api>/2fa/                          what the user has
+//	POST   <api>/2fa/totp/setup/               {"password"} -> {"secret","otpauth_url","qr_svg"}
+//	POST   <api>/2fa/totp/confirm/             {"code"} -> {"recovery_codes"}
+//	POST   <api>/2fa/totp/disable/             {"password","code"}
+//	POST   <api>/2fa/recovery-codes/           {"password"} -> {"recovery_codes"} (new ones)
+//	GET    <api>/2fa/passkeys/                 the user's passkeys
+//	POST   <api>/2fa/passkeys/register/begin/  {"password"} -> WebAuthn creation options
+//	POST   <api>/2fa/passkeys/register/finish/ the PublicKeyCredential (+ "name") -> 201 {"id","name","created"}
+//	DELETE <api>/2fa/passkeys/<id>/            204
+//	POST   <api>/login/2fa/                    {"code"} (after login's "mfa_required")
+//	POST   <api>/login/passkey/begin/          WebAuthn request options
+//	POST   <api>/login/passkey/finish/         the PublicKeyCredential -> login's answer
+
+// twoFactorRoutes are the second factor's endpoints; enrolOK: a session
+// limited to enrolment may use it.
+func (s *SessionAuth) twoFactorRoutes() []route {
+	p := s.APIPrefix
+	enrol := func(name string, allow, methods []string, serve func(*SessionAuth, http.ResponseWriter, *http.Request, authResult)) endpoint {
+		return endpoint{name: name, needsSession: true, enrolOK: true, allow: allow, methods: methods, serve: serve}
+	}
+	return []route{
+		{p + "/2fa/", enrol("Two Factor", allowGet, getHead, (*SessionAuth).twoFactorStatus)},
+		{p + "/2fa/totp/setup/", enrol("TOTP Setup", allowPost, postOnly, (*SessionAuth).totpSetup)},
+		{p + "/2fa/totp/confirm/", enrol("TOTP Confirm", allowPost, postOnly, (*SessionAuth).totpConfirm)},
+		{p + "/2fa/totp/disable/", enrol("TOTP Disable", allowPost, postOnly, (*SessionAuth).totpDisable)},
+		{p + "/2fa/recovery-codes/", enrol("Recovery Codes", allowPost, postOnly, (*SessionAuth).recoveryCodes)},
+		{p + "/2fa/passkeys/", enrol("Passkeys", allowGet, getHead, (*SessionAuth).listPasskeys)},
+		{p + "/2fa/passkeys/register/begin/", enrol("Passkey Register Begin", allowPost, postOnly, (*SessionAuth).passkeyRegisterBegin)},
+		{p + "/2fa/passkeys/register/finish/", enrol("Passkey Register Finish", allowPost, postOnly, (*SessionAuth).passkeyRegisterFinish)},
+		{p + "/login/2fa/", endpoint{name: "Login Second Factor", allow: allowPost, methods: postOnly, serve: (*SessionAuth).loginSecondFactor}},
+		{p + "/login/passkey/begin/", endpoint{name: "Passkey Login Begin", allow: allowPost, methods: postOnly, serve: (*SessionAuth).passkeyLoginBegin}},
+		{p + "/login/passkey/finish/", endpoint{name: "Passkey Login Finish", allow: allowPost, methods: postOnly, serve: (*SessionAuth).passkeyLoginFinish}},
+	}
+}
+
+// passkeyItemPath returns the id of a DELETE <api>/2fa/passkeys/<id>/ path.
+func (s *SessionAuth) passkeyItemPath(path string) (string, bool) {
+	rest, ok := strings.CutPrefix(path, s.APIPrefix+"/2fa/passkeys/")
+	if !ok || rest == "" {
+		return "", false
+	}
+	id := strings.TrimSuffix(rest, "/")
+	if id == "" || strings.Contains(id, "/") || id == "register" {
+		return "", false
+	}
+	return id, true
+}
+
+// passkeyItem is the endpoint of DELETE <api>/2fa/passkeys/<id>/.
+var passkeyItem = endpoint{name: "Passkey", needsSession: true, enrolOK: true, allow: []string{"DELETE, OPTIONS"},
+	methods: []string{http.MethodDelete}, serve: (*SessionAuth).removePasskey}
+
+// mfaService answers 503 and returns nil when the key cannot be read.
+func (s *SessionAuth) mfaService(w http.ResponseWriter, r *http.Request) *mfa.Service {
+	svc, err := s.mfa.service(r.Context())
+	if err != nil {
+		s.storeFailure(w, "reading second factors", err)
+		return nil
+	}
+	return svc
+}
+
+// awaitSecondFactor is login's step after a right password: for a user
+// with a second factor it answers "mfa_required" with the pending state
+// cookie and returns true.
+func (s *SessionAuth) awaitSecondFactor(w http.ResponseWriter, r *http.Request, u *users.User) (bool, error) {
+	svc, err := s.mfa.service(r.Context())
+	if err != nil {
+		return false, err
+	}
+	d, err := svc.Get(r.Context(), u.ID)
+	if errors.Is(err, users.ErrNotFound) {
+		return false, nil // deleted meanwhile: the session will be refused at once
+	}
+	if err != nil {
+		return false, err
+	}
+	if !d.HasFactor() {
+		return false, nil
+	}
+	s.sealState(w, r, svc.Keys, &mfa.State{Purpose: mfa.PurposeLogin, UserID: u.ID, Epoch: u.SessionEpoch})
+	s.logger.Info("login: second factor required", zap.Int64("user_id", u.ID), zap.String("username", u.Username),
+		zap.String("client_ip", clientIP(r)))
+	writeValue(w, http.StatusOK, mfaRequiredResponse{Detail: "Second factor required.", MFARequired: true, Methods: d.Methods()})
+	return true, nil
+}
+
+type mfaRequiredResponse struct {
+	Detail      string   `json:"detail"`
+	MFARequired bool     `json:"mfa_required"`
+	Methods     []string `json:"methods"`
+}
+
+// pendingUser is the user of the request's pending login (password
+// right, second step awaited), or nil (answered 400 or 503).
+func (s *SessionAuth) pendingUser(w http.ResponseWriter, r *http.Request, svc *mfa.Service) (*users.User, *mfa.State) {
+	st, ok := s.openState(r, svc.Keys, mfa.PurposeLogin)
+	if !ok {
+		writeJSON(w, http.StatusBadRequest, bodyNoPendingLogin)
+		return nil, nil
+	}
+	u, err := s.users.ByID(r.Context(), st.UserID)
+	if errors.Is(err, users.ErrNotFound) {
+		writeJSON(w, http.StatusBadRequest, bodyNoPendingLogin)
+		return nil, nil
+	}
+	if err != nil {
+		s.storeFailure(w, "reading user", err)
+		return nil, nil
+	}
+	if !u.IsActive || u.SessionEpoch != st.Epoch {
+		// Deactivated, or the password changed (or sessions ended) since.
+		writeJSON(w, http.StatusBadRequest, bodyNoPendingLogin)
+		return nil, nil
+	}
+	return u, st
+}
+
+// loginSecondFactor serves POST <api>/login/2fa/ {"code"}: a TOTP code or
+// a recovery code completes the pending login.
+func (s *SessionAuth) loginSecondFactor(w http.ResponseWriter, r *http.Request, _ authResult) {
+	result := resultInvalid
+	defer func() { s.counters.login(result).Inc() }()
+	data, derr := readData(w, r, s.MaxBodyBytes)
+	if derr != nil {
+		writeJSON(w, derr.status, derr.body)
+		return
+	}
+	svc := s.mfaService(w, r)
+	if svc == nil {
+		result = resultError
+		return
+	}
+	u, _ := s.pendingUser(w, r, svc)
+	if u == nil {
+		return
+	}
+	var errs accounts.FieldErrors
+	code, _ := stringField(data, "code", &errs)
+	if !errs.Empty() {
+		writeValue(w, http.StatusBadRequest, &errs)
+		return
+	}
+	att, throttled := s.loginThrottled(w, r, u.Username)
+	if throttled != "" {
+		result = throttled
+		return
+	}
+	method, err := svc.Verify(r.Context(), u.ID, code)
+	switch {
+	case errors.Is(err, mfa.ErrBadCode):
+		result = resultBadCredentials
+		s.loginFailed(att)
+		s.secondFactorFailed(r, u, methodOfCode(code))
+		errs.Add("code", msgInvalidCode)
+		writeValue(w, http.StatusBadRequest, &errs)
+		return
+	case err != nil:
+		result = resultError
+		s.loginCanceled(att)
+		s.storeFailure(w, "reading second factors", err)
+		return
+	}
+	s.loginSucceeded(att)
+	s.counters.secondFactor(method, resultSuccess).Inc()
+	if method == mfa.MethodRecoveryCode {
+		left := 0
+		if d, err := svc.Get(r.Context(), u.ID); err == nil {
+			left = len(d.Recovery)
+		}
+		s.audit(auditEntry{event: auditRecoveryCodeUsed, user: u, r: r, extra: []zap.Field{zap.Int("recovery_codes_left", left)}})
+	}
+	result = s.completeLogin(w, r, u, true, method)
+}
+
+// methodOfCode guesses, for the metric and audit of a wrong code, what
+// kind the user typed.
+func methodOfCode(code string) string {
+	if len(strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, code)) == mfa.Digits && len(strings.TrimSpace(code)) <= mfa.Digits+1 {
+		return mfa.MethodTOTP
+	}
+	return mfa.MethodRecoveryCode
+}
+
+// secondFactorFailed counts and records a wrong second factor.
+func (s *SessionAuth) secondFactorFailed(r *http.Request, u *users.User, method string) {
+	s.counters.secondFactor(method, "failed").Inc()
+	s.logger.Info("login failed", zap.Int64("user_id", u.ID), zap.String("username", u.Username),
+		zap.String("client_ip", clientIP(r)), zap.String("reason", "bad_second_factor"), zap.String("method", method))
+	s.audit(auditEntry{event: auditMFAFailed, user: u, r: r, extra: []zap.Field{zap.String("method", method)}})
+}
+
+// passwordAgain checks the "password" field against the signed-in user's
+// password, as a login (throttled, counted). It returns false if it
+// answered (429 or 503); a wrong or missing password goes to errs.
+func (s *SessionAuth) passwordAgain(w http.ResponseWriter, r *http.Request, u *users.User, data requestData, errs *accounts.FieldErrors) bool {
+	password, ok := stringField(data, "password", errs)
+	if !ok {
+		return true
+	}
+	att, throttled := s.loginThrottled(w, r, u.Username)
+	if throttled != "" {
+		return false
+	}
+	hctx, cancel := hashContext(r.Context())
+	match, err := s.accounts.PasswordMatches(hctx, u, password)
+	cancel()
+	switch {
+	case err != nil:
+		s.loginCanceled(att)
+		s.storeFailure(w, "checking credentials", err)
+		return false
+	case !match:
+		s.loginFailed(att)
+		errs.Add("password", msgOldPasswordWrong)
+	default:
+		s.loginSucceeded(att)
+	}
+	return true
+}
+
+type twoFactorStatusJSON struct {
+	TOTP              bool     `json:"totp"`
+	Passkeys          int      `json:"passkeys"`
+	RecoveryCodes     int      `json:"recovery_codes"`
+	Methods           []string `json:"methods"`
+	Required          bool     `json:"required"`
+	EnrolmentRequired bool     `json:"enrolment_required"`
+}
+
+func (s *SessionAuth) twoFactorStatus(w http.ResponseWriter, r *http.Request, auth authResult) {
+	svc := s.mfaService(w, r)
+	if svc == nil {
+		return
+	}
+	d, err := svc.Get(r.Context(), auth.who.user.ID)
+	if err != nil {
+		s.storeFailure(w, "reading second factors", err)
+		return
+	}
+	methods := d.Methods()
+	if methods == nil {
+		methods = []string{}
+	}
+	writeValue(w, http.StatusOK, twoFactorStatusJSON{TOTP: d.TOTP != nil, Passkeys: len(d.Passkeys), RecoveryCodes: len(d.Recovery),
+		Methods: methods, Required: s.mfa.mustHave(auth.who.user), EnrolmentRequired: s.needsEnrolment(auth.who)})
+}
+
+// enrolled marks the request's session as having proved a second factor
+// (the user just enrolled one), lifting an enrolment-only limit.
+func (s *SessionAuth) enrolled(w http.ResponseWriter, p *principal) bool {
+	if s.sessions.GetBool(p.ctx, keyMFA) {
+		return true
+	}
+	s.sessions.Put(p.ctx, keyMFA, true)
+	if _, _, err := s.sessions.Commit(p.ctx); err != nil {
+		s.storeFailure(w, "starting session", err)
+		return false
+	}
+	return true
+}
+
+type totpSetupJSON struct {
+	Secret     string `json:"secret"`
+	OTPAuthURL string `json:"otpauth_url"`
+	QRSVG      string `json:"qr_svg"`
+}
+
+func (s *SessionAuth) totpSetup(w http.ResponseWriter, r *http.Request, auth authResult) {
+	data, derr := readData(w, r, s.MaxBodyBytes)
+	if derr != nil {
+		writeJSON(w, derr.status, derr.body)
+		return
+	}
+	u := auth.who.user
+	var errs accounts.FieldErrors
+	if !s.passwordAgain(w, r, u, data, &errs) {
+		return
+	}
+	if !errs.Empty() {
+		writeValue(w, http.StatusBadRequest, &errs)
+		return
+	}
+	svc := s.mfaService(w, r)
+	if svc == nil {
+		return
+	}
+	secret, url, err := svc.BeginTOTP(r.Context(), u.ID, s.totpIssuer(r), u.Username)
+	switch {
+	case errors.Is(err, mfa.ErrTOTPEnabled):
+		writeJSON(w, http.StatusBadRequest, bodyTOTPEnabled)
+		return
+	case err != nil:
+		s.storeFailure(w, "changing second factors", err)
+		return
+	}
+	svg, err := qrSVG(url)
+	if err != nil {
+		s.logger.Error("could not draw the TOTP QR code", zap.Error(err))
+	}
+	writeValue(w, http.StatusOK, totpSetupJSON{Secret: secret, OTPAuthURL: url, QRSVG: svg})
+}
+
+type recoveryCodesJSON struct {
+	RecoveryCodes []string `json:"recovery_codes"`
+}
+
+func (s *SessionAuth) totpConfirm(w http.ResponseWriter, r *http.Request, auth authResult) {
+	data, derr := readData(w, r, s.MaxBodyBytes)
+	if derr != nil {
+		writeJSON(w, derr.status, derr.body)
+		return
+	}
+	var errs accounts.FieldErrors
+	code, _ := stringField(data, "code", &errs)
+	if !errs.Empty() {
+		writeValue(w, http.StatusBadRequest, &errs)
+		return
+	}
+	svc := s.mfaService(w, r)
+	if svc == nil {
+		return
+	}
+	u := auth.who.user
+	codes, err := svc.ConfirmTOTP(r.Context(), u.ID, code)
+	switch {
+	case errors.Is(err, mfa.ErrBadCode):
+		errs.Add("code", msgInvalidCode)
+		writeValue(w, http.StatusBadRequest, &errs)
+		return
+	case errors.Is(err, mfa.ErrTOTPEnabled):
+		writeJSON(w, http.StatusBadRequest, bodyTOTPEnabled)
+		return
+	case errors.Is(err, mfa.ErrNoPendingTOTP):
+		writeJSON(w, http.StatusBadRequest, bodyNoTOTPSetup)
+		return
+	case err != nil:
+		s.storeFailure(w, "changing second factors", err)
+		return
+	}
+	s.logger.Info("second factor added", zap.Int64("user_id", u.ID), zap.String("username", u.Username), zap.String("method", mfa.MethodTOTP))
+	s.audit(auditEntry{event: auditMFAEnabled, user: u, r: r, extra: []zap.Field{zap.String("method", mfa.MethodTOTP)}})
+	if !s.enrolled(w, auth.who) {
+		return
+	}
+	writeValue(w, http.StatusOK, recoveryCodesJSON{codes})
+}
+
+func (s *SessionAuth) totpDisable(w http.ResponseWriter, r *http.Request, auth authResult) {
+	data, derr := readData(w, r, s.MaxBodyBytes)
+	if derr != nil {
+		writeJSON(w, derr.status, derr.body)
+		return
+	}
+	u := auth.who.user
+	var errs accounts.FieldErrors
+	if !s.passwordAgain(w, r, u, data, &errs) {
+		return
+	}
+	code, _ := stringField(data, "code", &errs)
+	if !errs.Empty() {
+		writeValue(w, http.StatusBadRequest, &errs)
+		return
+	}
+	svc := s.mfaService(w, r)
+	if svc == nil {
+		return
+	}
+	usedRecovery, err := svc.DisableTOTP(r.Context(), u.ID, code, s.allowAfter(u))
+	switch {
+	case errors.Is(err, mfa.ErrBadCode):
+		s.secondFactorFailed(r, u, methodOfCode(code))
+		errs.Add("code", msgInvalidCode)
+		writeValue(w, http.StatusBadRequest, &errs)
+		return
+	case errors.Is(err, mfa.ErrTOTPNotEnabled):
+		writeJSON(w, http.StatusBadRequest, bodyTOTPNotEnabled)
+		return
+	case errors.Is(err, errFactorRequired):
+		writeJSON(w, http.StatusBadRequest, bodyFactorRequired)
+		return
+	case err != nil:
+		s.storeFailure(w, "changing second factors", err)
+		return
+	}
+	if usedRecovery {
+		s.audit(auditEntry{event: auditRecoveryCodeUsed, user: u, r: r})
+	}
+	s.logger.Info("second factor removed", zap.Int64("user_id", u.ID), zap.String("username", u.Username), zap.String("method", mfa.MethodTOTP))
+	s.audit(auditEntry{event: auditMFADisabled, user: u, r: r, extra: []zap.Field{zap.String("method", mfa.MethodTOTP)}})
+	writeJSON(w, http.StatusOK, []byte(`{"detail":"TOTP disabled."}`))
+}
+
+func (s *SessionAuth) recoveryCodes(w http.ResponseWriter, r *http.Request, auth authResult) {
+	data, derr := readData(w, r, s.MaxBodyBytes)
+	if derr != nil {
+		writeJSON(w, derr.status, derr.body)
+		return
+	}
+	u := auth.who.user
+	var errs accounts.FieldErrors
+	if !s.passwordAgain(w, r, u, data, &errs) {
+		return
+	}
+	if !errs.Empty() {
+		writeValue(w, http.StatusBadRequest, &errs)
+		return
+	}
+	svc := s.mfaService(w, r)
+	if svc == nil {
+		return
+	}
+	codes, err := svc.NewRecoveryCodes(r.Context(), u.ID)
+	switch {
+	case errors.Is(err, mfa.ErrTOTPNotEnabled):
+		writeJSON(w, http.StatusBadRequest, detailError(http.StatusBadRequest, "Add a second factor first.").body)
+		return
+	case err != nil:
+		s.storeFailure(w, "changing second factors", err)
+		return
+	}
+	writeValue(w, http.StatusOK, recoveryCodesJSON{codes})
+}
+
+type passkeyJSON struct {
+	ID       string     `json:"id"`
+	Name     string     `json:"name"`
+	Created  time.Time  `json:"created"`
+	LastUsed *time.Time `json:"last_used,omitempty"`
+}
+
+func passkeyView(p *mfa.Passkey) passkeyJSON {
+	v := passkeyJSON{ID: p.ID(), Name: p.Name, Created: p.Created}
+	if !p.LastUsed.IsZero() {
+		v.LastUsed = &p.LastUsed
+	}
+	return v
+}
+
+func (s *SessionAuth) listPasskeys(w http.ResponseWriter, r *http.Request, auth authResult) {
+	svc := s.mfaService(w, r)
+	if svc == nil {
+		return
+	}
+	d, err := svc.Get(r.Context(), auth.who.user.ID)
+	if err != nil {
+		s.storeFailure(w, "reading second factors", err)
+		return
+	}
+	out := make([]passkeyJSON, 0, len(d.Passkeys))
+	for i := range d.Passkeys {
+		out = append(out, passkeyView(&d.Passkeys[i]))
+	}
+	writeValue(w, http.StatusOK, out)
+}
+
+func (s *SessionAuth) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request, auth authResult) {
+	data, derr := readData(w, r, s.MaxBodyBytes)
+	if derr != nil {
+		writeJSON(w, derr.status, derr.body)
+		return
+	}
+	u := auth.who.user
+	var errs accounts.FieldErrors
+	if !s.passwordAgain(w, r, u, data, &errs) {
+		return
+	}
+	if !errs.Empty() {
+		writeValue(w, http.StatusBadRequest, &errs)
+		return
+	}
+	rp, ok := s.relyingParty(r)
+	if !ok {
+		writeJSON(w, http.StatusBadRequest, bodyPasskeysHere)
+		return
+	}
+	svc := s.mfaService(w, r)
+	if svc == nil {
+		return
+	}
+	creation, sd, err := svc.BeginRegistration(r.Context(), rp, u.ID, u.Username)
+	switch {
+	case errors.Is(err, mfa.ErrPasskeysUnavailable):
+		writeJSON(w, http.StatusBadRequest, bodyPasskeysHere)
+		return
+	case err != nil:
+		s.storeFailure(w, "reading second factors", err)
+		return
+	}
+	s.sealState(w, r, svc.Keys, &mfa.State{Purpose: mfa.PurposeRegister, UserID: u.ID, Epoch: u.SessionEpoch, WebAuthn: sd})
+	writeValue(w, http.StatusOK, creation)
+}
+
+func (s *SessionAuth) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request, auth authResult) {
+	body, derr := readJSONBody(w, r, s.MaxBodyBytes)
+	if derr != nil {
+		writeJSON(w, derr.status, derr.body)
+		return
+	}
+	var named struct {
+		Name any `json:"name"`
+	}
+	_ = json.Unmarshal(body, &named)
+	name, _ := named.Name.(string)
+	if len([]rune(name)) > 64 {
+		var errs accounts.FieldErrors
+		errs.Add("name", "Ensure this field has no more than 64 characters.")
+		writeValue(w, http.StatusBadRequest, &errs)
+		return
+	}
+	u := auth.who.user
+	rp, ok := s.relyingParty(r)
+	if !ok {
+		writeJSON(w, http.StatusBadRequest, bodyPasskeysHere)
+		return
+	}
+	svc := s.mfaService(w, r)
+	if svc == nil {
+		return
+	}
+	st, ok := s.openState(r, svc.Keys, mfa.PurposeRegister)
+	if !ok || st.UserID != u.ID || st.Epoch != u.SessionEpoch || st.WebAuthn == nil {
+		writeJSON(w, http.StatusBadRequest, bodyPasskeyNoCeremony)
+		return
+	}
+	pk, err := svc.FinishRegistration(r.Context(), rp, u.ID, u.Username, *st.WebAuthn, body, name)
+	switch {
+	case errors.Is(err, mfa.ErrPasskeyFailed):
+		s.logger.Info("passkey registration failed", zap.Int64("user_id", u.ID), zap.String("username", u.Username), zap.Error(err))
+		writeJSON(w, http.StatusBadRequest, bodyPasskeyFailed)
+		return
+	case errors.Is(err, mfa.ErrTooManyPasskeys):
+		writeJSON(w, http.StatusBadRequest, bodyTooManyPasskeys)
+		return
+	case err != nil:
+		s.storeFailure(w, "changing second factors", err)
+		return
+	}
+	s.setStateCookie(w, r, "", -1)
+	s.logger.Info("second factor added", zap.Int64("user_id", u.ID), zap.String("username", u.Username), zap.String("method", mfa.MethodPasskey))
+	s.audit(auditEntry{event: auditPasskeyAdded, user: u, r: r, extra: []zap.Field{zap.String("passkey_id", pk.ID()), zap.String("passkey_name", pk.Name)}})
+	if !s.enrolled(w, auth.who) {
+		return
+	}
+	v := passkeyView(pk)
+	writeValue(w, http.StatusCreated, struct {
+		ID      string    `json:"id"`
+		Name    string    `json:"name"`
+		Created time.Time `json:"created"`
+	}{v.ID, v.Name, v.Created})
+}
+
+func (s *SessionAuth) removePasskey(w http.ResponseWriter, r *http.Request, auth authResult) {
+	id, _ := s.passkeyItemPath(r.URL.Path)
+	svc := s.mfaService(w, r)
+	if svc == nil {
+		return
+	}
+	u := auth.who.user
+	pk, err := svc.RemovePasskey(r.Context(), u.ID, id, s.allowAfter(u))
+	switch {
+	case errors.Is(err, mfa.ErrNoPasskey):
+		writeJSON(w, http.StatusNotFound, bodyNoSuchPasskey)
+		return
+	case errors.Is(err, errFactorRequired):
+		writeJSON(w, http.StatusBadRequest, bodyFactorRequired)
+		return
+	case err != nil:
+		s.storeFailure(w, "changing second factors", err)
+		return
+	}
+	s.logger.Info("second factor removed", zap.Int64("user_id", u.ID), zap.String("username", u.Username), zap.String("method", mfa.MethodPasskey))
+	s.audit(auditEntry{event: auditPasskeyRemoved, user: u, r: r, extra: []zap.Field{zap.String("passkey_id", pk.ID()), zap.String("passkey_name", pk.Name)}})
+	w.Header()["Content-Length"] = valZero
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// passkeyLoginBegin serves POST <api>/login/passkey/begin/: with a pending
+// login (the password was right), an assertion for that user's passkeys;
+// without, one for any discoverable passkey (sign-in without a password).
+func (s *SessionAuth) passkeyLoginBegin(w http.ResponseWriter, r *http.Request, _ authResult) {
+	rp, ok := s.relyingParty(r)
+	if !ok {
+		writeJSON(w, http.StatusBadRequest, bodyPasskeysHere)
+		return
+	}
+	svc := s.mfaService(w, r)
+	if svc == nil {
+		return
+	}
+	st, pending := s.openState(r, svc.Keys, mfa.PurposeLogin)
+	if !pending {
+		st = &mfa.State{Purpose: mfa.PurposePasskeyLogin}
+	}
+	assertion, sd, err := svc.BeginLogin(r.Context(), rp, st.UserID)
+	switch {
+	case errors.Is(err, mfa.ErrNoPasskey):
+		writeJSON(w, http.StatusBadRequest, detailError(http.StatusBadRequest, "You have no passkey for this site: use a code.").body)
+		return
+	case errors.Is(err, mfa.ErrPasskeysUnavailable):
+		writeJSON(w, http.StatusBadRequest, bodyPasskeysHere)
+		return
+	case errors.Is(err, users.ErrNotFound):
+		writeJSON(w, http.StatusBadRequest, bodyNoPendingLogin)
+		return
+	case err != nil:
+		s.storeFailure(w, "reading second factors", err)
+		return
+	}
+	st.WebAuthn = sd
+	s.sealState(w, r, svc.Keys, st)
+	writeValue(w, http.StatusOK, assertion)
+}
+
+// passkeyLoginFinish serves POST <api>/login/passkey/finish/: a verified
+// assertion completes the login (the pending one, or, for a discoverable
+// passkey, the login of the passkey's user).
+func (s *SessionAuth) passkeyLoginFinish(w http.ResponseWriter, r *http.Request, _ authResult) {
+	result := resultInvalid
+	defer func() { s.counters.login(result).Inc() }()
+	body, derr := readJSONBody(w, r, s.MaxBodyBytes)
+	if derr != nil {
+		writeJSON(w, derr.status, derr.body)
+		return
+	}
+	rp, ok := s.relyingParty(r)
+	if !ok {
+		writeJSON(w, http.StatusBadRequest, bodyPasskeysHere)
+		return
+	}
+	svc := s.mfaService(w, r)
+	if svc == nil {
+		result = resultError
+		return
+	}
+	st, ok := s.openState(r, svc.Keys, mfa.PurposeLogin, mfa.PurposePasskeyLogin)
+	if !ok || st.WebAuthn == nil {
+		writeJSON(w, http.StatusBadRequest, bodyPasskeyNoCeremony)
+		return
+	}
+	var pending *users.User
+	var att *loginAttempt
+	if st.Purpose == mfa.PurposeLogin {
+		if pending, _ = s.pendingUser(w, r, svc); pending == nil {
+			return
+		}
+		var throttled string
+		if att, throttled = s.loginThrottled(w, r, pending.Username); throttled != "" {
+			result = throttled
+			return
+		}
+	}
+	uid, pk, err := svc.FinishLogin(r.Context(), rp, *st.WebAuthn, body)
+	if errors.Is(err, mfa.ErrPasskeyFailed) || errors.Is(err, mfa.ErrPasskeyReplay) || errors.Is(err, mfa.ErrNoPasskey) {
+		result = resultBadCredentials
+		s.loginFailed(att)
+		if pending != nil {
+			s.secondFactorFailed(r, pending, mfa.MethodPasskey)
+		} else {
+			s.counters.secondFactor(mfa.MethodPasskey, "failed").Inc()
+			s.logger.Info("login failed", zap.String("client_ip", clientIP(r)), zap.String("reason", "bad_passkey"), zap.Error(err))
+			s.audit(auditEntry{event: auditMFAFailed, r: r, extra: []zap.Field{zap.String("method", mfa.MethodPasskey)}})
+		}
+		writeJSON(w, http.StatusBadRequest, bodyPasskeyFailed)
+		return
+	}
+	if err != nil {
+		result = resultError
+		s.loginCanceled(att)
+		s.storeFailure(w, "reading second factors", err)
+		return
+	}
+	u := pending
+	if u == nil || u.ID != uid {
+		if u, err = s.users.ByID(r.Context(), uid); err != nil {
+			result = resultError
+			if errors.Is(err, users.ErrNotFound) {
+				result = resultBadCredentials
+				writeJSON(w, http.StatusBadRequest, bodyPasskeyFailed)
+				return
+			}
+			s.storeFailure(w, "reading user", err)
+			return
+		}
+	}
+	if !u.IsActive {
+		result = resultBadCredentials
+		s.audit(auditEntry{event: auditLoginFailed, user: u, r: r, reason: reasonInactive})
+		writeJSON(w, http.StatusBadRequest, bodyBadCredentials)
+		return
+	}
+	if s.EmailVerification == emailVerificationMandatory && !u.EmailVerified {
+		result = resultUnverified
+		s.audit(auditEntry{event: auditLoginFailed, user: u, r: r, reason: reasonUnverified})
+		writeJSON(w, http.StatusBadRequest, bodyUnverified)
+		return
+	}
+	s.loginSucceeded(att)
+	s.counters.secondFactor(mfa.MethodPasskey, resultSuccess).Inc()
+	_ = pk
+	result = s.completeLogin(w, r, u, true, mfa.MethodPasskey)
+}
+
+// readJSONBody reads a JSON body (a WebAuthn response) whole, within limit.
+func readJSONBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *decodeError) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return nil, detailError(http.StatusUnsupportedMediaType, `Unsupported media type "`+r.Header.Get("Content-Type")+`" in request.`)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, detailError(http.StatusRequestEntityTooLarge, "Request body too large.")
+		}
+		return nil, detailError(http.StatusBadRequest, "JSON parse error - could not read the body.")
+	}
+	if !json.Valid(body) {
+		return nil, detailError(http.StatusBadRequest, "JSON parse error - the body is not valid JSON.")
+	}
+	return body, nil
+}
