@@ -34,7 +34,7 @@ type Spec struct {
 type Rule struct {
 	Who
 	methods  []string
-	patterns         []pattern
+	patterns []pattern
 }
 
 // Set is an ordered list of rules. The zero Set has no rules.
