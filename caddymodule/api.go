@@ -268,10 +268,10 @@ func (s *SessionAuth) login(w http.ResponseWriter, r *http.Request, _ authResult
 		return
 	}
 
-	s.loginSucceeded(att)
 	if s.EmailVerification == emailVerificationMandatory && !u.EmailVerified {
 		// The password was right (so the throttle counts a success), but
 		// the address is not proven yet: no session.
+		s.loginSucceeded(att)
 		result = resultUnverified
 		s.logger.Info("login failed", zap.Int64("user_id", u.ID), zap.String("username", u.Username), zap.String("client_ip", clientIP(r)),
 			zap.String("reason", reasonUnverified))

@@ -74,11 +74,12 @@ func (s *SessionAuth) unmarshalTwoFactor(d *caddyfile.Dispenser) error {
 		s.TwoFactor = new(TwoFactor)
 	}
 	tf := s.TwoFactor
+	sub := d.Val()
 	args := d.RemainingArgs()
 	if len(args) == 0 {
 		return d.ArgErr()
 	}
-	switch d.Val() {
+	switch sub {
 	case "two_factor":
 		tf.Policy, tf.Who = args[0], args[1:]
 		if len(tf.Who) == 0 {
@@ -97,7 +98,7 @@ func (s *SessionAuth) unmarshalTwoFactor(d *caddyfile.Dispenser) error {
 		}
 		tf.TOTPIssuer = args[0]
 	}
-	if d.Val() == "two_factor" {
+	if sub == "two_factor" {
 		if err := checkTwoFactorPolicy(tf); err != nil {
 			return d.Err(err.Error())
 		}
