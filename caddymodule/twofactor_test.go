@@ -20,7 +20,6 @@ import (
 // Issue 16: a second factor. These tests drive the JSON API through a
 // real Caddy on both users backends; the browser tests drive the pages.
 
-
 // bothBackends runs fn with users in a bbolt file (sessions there too)
 // and in PostgreSQL (sessions in Redis).
 func bothBackends(t *testing.T, fn func(t *testing.T, c siteConfig)) {
