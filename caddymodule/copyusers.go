@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/idtoken"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/mfa"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
 )
 
@@ -51,8 +55,9 @@ func isLockTimeout(err error) bool { return errors.Is(err, bolterrors.ErrTimeout
 
 // copiedSecrets are the named secrets (users.Secrets) that copy-users
 // carries over with the users, so tokens signed before the move still
-// verify after it.
-var copiedSecrets = []string{idtoken.SecretName}
+// verify after it, and the copied TOTP secrets (encrypted under a key
+// derived from mfa.KeySecret) can still be read.
+var copiedSecrets = []string{idtoken.SecretName, mfa.KeySecret}
 
 func copyUsersCommand() *cobra.Command {
 	c := &cobra.Command{
@@ -62,8 +67,9 @@ func copyUsersCommand() *cobra.Command {
 Copies every user from SRC to DST, each a bbolt file path or a PostgreSQL URL
 (postgres://... or postgresql://...), keeping ids, usernames, emails,
 password hashes, is_active/is_superuser/is_staff, date_joined, last_login,
-session epochs and groups, and the identity token's keys. Users log in
-with their passwords as before; sessions are not copied (they live in
+session epochs and groups, second factors (authenticator apps, recovery
+codes, passkeys) with the key that encrypts them, and the identity token's
+keys. Users log in with their passwords and second factors as before; sessions are not copied (they live in
 Redis or in the bbolt file), so users log in again unless Redis stays the
 same. New users in DST get ids after the largest copied one.
 
@@ -98,8 +104,15 @@ single-instance install moves to PostgreSQL (README "Scaling out").
 			return err
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "copied %d users from %s to %s", res.users, res.from, res.to)
-		if res.secrets > 0 {
-			fmt.Fprintf(cmd.OutOrStdout(), " (and the identity token's keys)")
+		var also []string
+		if res.tokenKeys {
+			also = append(also, "the identity token's keys")
+		}
+		if res.factors > 0 {
+			also = append(also, fmt.Sprintf("the second factors of %d user(s)", res.factors))
+		}
+		if len(also) > 0 {
+			fmt.Fprintf(cmd.OutOrStdout(), " (and %s)", strings.Join(also, ", "))
 		}
 		fmt.Fprintln(cmd.OutOrStdout())
 		return nil
@@ -108,8 +121,9 @@ single-instance install moves to PostgreSQL (README "Scaling out").
 }
 
 type copyResult struct {
-	users, secrets int
-	from, to       string
+	users, secrets, factors int
+	tokenKeys               bool // the identity token's keys were among the secrets
+	from, to                string
 }
 
 // copyUsers copies every user (and copiedSecrets) from src to dst, which
@@ -157,6 +171,12 @@ func copyUsers(ctx context.Context, from, to string) (*copyResult, error) {
 	for i := range list {
 		ptrs[i] = &list[i]
 	}
+	// Second factors are read before anything is written, so that a
+	// source that cannot give them fails the copy with DST untouched.
+	factors, err := readFactors(lctx, src, dst, list)
+	if err != nil {
+		return nil, err
+	}
 	// Secrets first: harmless if the users fail (run again after fixing),
 	// and a copy that succeeded has them.
 	ss, sok := src.users.(users.Secrets)
@@ -174,6 +194,7 @@ func copyUsers(ctx context.Context, from, to string) (*copyResult, error) {
 				return nil, fmt.Errorf("writing secret %q to %s: %v", name, dst.name, err)
 			}
 			res.secrets++
+			res.tokenKeys = res.tokenKeys || name == idtoken.SecretName
 		}
 	}
 	n, err := dst.users.CreateMany(lctx, ptrs, false)
@@ -184,7 +205,75 @@ func copyUsers(ctx context.Context, from, to string) (*copyResult, error) {
 		return nil, fmt.Errorf("copying to %s: %d of %d users written", dst.name, n, len(list))
 	}
 	res.users = n
+	// CreateMany and UpdateFactors are separate transactions (the Store
+	// interface has no way to write both in one): if a value cannot be
+	// written, the users just created are deleted again, so that DST is
+	// left empty and the command can simply be run again.
+	if err := writeFactors(lctx, dst, factors); err != nil {
+		if derr := deleteCopied(ctx, dst, list); derr != nil {
+			return nil, fmt.Errorf("copying second factors to %s: %v; removing the %d copied users again failed too: %v "+
+				"(delete the users of %s before running copy-users again)", dst.name, err, n, derr, dst.name)
+		}
+		return nil, fmt.Errorf("copying second factors to %s: %v (the copied users were removed again: no user was written)", dst.name, err)
+	}
+	res.factors = len(factors)
 	return res, nil
+}
+
+// readFactors returns the second-factor values (users.Factors) of the
+// listed users in src, failing if dst cannot store them.
+func readFactors(ctx context.Context, src, dst *sharedDB, list []users.User) (map[int64][]byte, error) {
+	sf, ok := src.users.(users.Factors)
+	if !ok {
+		return nil, nil
+	}
+	all, err := sf.AllFactors(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the second factors of %s: %v", src.name, err)
+	}
+	listed := make(map[int64]bool, len(list))
+	for _, u := range list {
+		listed[u.ID] = true
+	}
+	for id := range all {
+		if !listed[id] { // a user deleted since List
+			delete(all, id)
+		}
+	}
+	if _, ok := dst.users.(users.Factors); !ok && len(all) > 0 {
+		return nil, fmt.Errorf("%s cannot store second factors, which %d user(s) of %s have", dst.name, len(all), src.name)
+	}
+	return all, nil
+}
+
+// writeFactors stores the values read by readFactors in dst, in the order
+// of the ids (for reproducible errors).
+func writeFactors(ctx context.Context, dst *sharedDB, values map[int64][]byte) error {
+	if len(values) == 0 {
+		return nil
+	}
+	df := dst.users.(users.Factors)
+	for _, id := range slices.Sorted(maps.Keys(values)) {
+		v := values[id]
+		if _, err := df.UpdateFactors(ctx, id, func([]byte) ([]byte, error) { return v, nil }); err != nil {
+			return fmt.Errorf("user id %d: %v", id, err)
+		}
+	}
+	return nil
+}
+
+// deleteCopied removes the copied users from dst after a failed copy of
+// their second factors (dst had no users before). It has its own time
+// limit: the copy's may be what ran out.
+func deleteCopied(ctx context.Context, dst *sharedDB, list []users.User) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+	defer cancel()
+	for _, u := range list {
+		if err := dst.users.Delete(ctx, u.ID); err != nil && !errors.Is(err, users.ErrNotFound) {
+			return fmt.Errorf("user id %d: %v", u.ID, err)
+		}
+	}
+	return nil
 }
 
 // explainLocked adds what to do about a bbolt file a running Caddy holds.

@@ -3,12 +3,14 @@ package caddymodule_test
 import (
 	"bytes"
 	"context"
+	"maps"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/idtoken"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/mfa"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
 	userbolt "github.com/caddy-session-auth/caddy-session-auth/caddymodule/users/bolt"
 	userpg "github.com/caddy-session-auth/caddy-session-auth/caddymodule/users/postgres"
@@ -57,6 +59,52 @@ func dump(t *testing.T, spec string) ([]users.User, []byte) {
 	return list, secret
 }
 
+// dumpFactors reads every second-factor value and the second factor's
+// key of a database, closing it again.
+func dumpFactors(t *testing.T, spec string) (map[int64][]byte, []byte) {
+	t.Helper()
+	var all map[int64][]byte
+	var key []byte
+	t.Run("read factors", func(t *testing.T) {
+		st := openStore(t, spec)
+		var err error
+		if all, err = st.(users.Factors).AllFactors(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		key, _ = st.(users.Secrets).Secret(context.Background(), mfa.KeySecret)
+	})
+	return all, key
+}
+
+// setFactors stores second-factor values (by username) and the second
+// factor's key in a database, closing it again.
+func setFactors(t *testing.T, spec string, values map[string][]byte, key []byte) {
+	t.Helper()
+	t.Run("write factors", func(t *testing.T) {
+		st := openStore(t, spec)
+		ctx := context.Background()
+		for name, v := range values {
+			u, err := st.ByUsername(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.(users.Factors).UpdateFactors(ctx, u.ID, func([]byte) ([]byte, error) { return v, nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := st.(users.Secrets).UpdateSecret(ctx, mfa.KeySecret, func([]byte) ([]byte, error) { return key, nil }); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func sameFactors(t *testing.T, what string, got, want map[int64][]byte) {
+	t.Helper()
+	if len(want) == 0 || !maps.EqualFunc(got, want, bytes.Equal) {
+		t.Errorf("%s: second factors %v, want %v", what, got, want)
+	}
+}
+
 func sameUsers(t *testing.T, what string, got, want []users.User) {
 	t.Helper()
 	if len(got) != len(want) {
@@ -90,9 +138,17 @@ func TestCLICopyUsers(t *testing.T) {
 	l.ok("N3w-Alice-Secret\n", append([]string{"set-password", "--username", "alice", "--password-stdin"}, db...)...)
 	l.ok("", append([]string{"deactivate", "--username", "bob"}, db...)...)
 	l.ok("", append([]string{"rotate-key"}, db...)...)
+	// Second factors (opaque to the store) of two users, one of them
+	// binary, and the key that encrypts TOTP secrets.
+	setFactors(t, src, map[string][]byte{"fresh": []byte(`{"totp":{"secret":"c2VhbGVk"}}`), "alice": {0, 1, 2, 0xff}},
+		[]byte("0123456789abcdef0123456789abcdef"))
 	want, wantKeys := dump(t, src)
 	if len(want) != 7 || len(wantKeys) == 0 {
 		t.Fatalf("source: %d users, key set %d bytes", len(want), len(wantKeys))
+	}
+	wantFactors, wantMFAKey := dumpFactors(t, src)
+	if len(wantFactors) != 2 || len(wantMFAKey) != 32 {
+		t.Fatalf("source: %d second factors, key %d bytes", len(wantFactors), len(wantMFAKey))
 	}
 
 	// Refusals, before anything is written.
@@ -103,13 +159,19 @@ func TestCLICopyUsers(t *testing.T) {
 
 	// bbolt -> PostgreSQL.
 	r := l.ok("", "copy-users", "--from", src, "--to", pg.URL)
-	if !strings.HasPrefix(r.stdout, "copied 7 users from "+src+" to postgres://") || !strings.Contains(r.stdout, "identity token") {
+	if !strings.HasPrefix(r.stdout, "copied 7 users from "+src+" to postgres://") || !strings.Contains(r.stdout, "identity token") ||
+		!strings.Contains(r.stdout, "the second factors of 2 user(s)") {
 		t.Errorf("copy-users: %q", r.stdout)
 	}
 	got, gotKeys := dump(t, pg.URL)
 	sameUsers(t, "bbolt -> PostgreSQL", got, want)
 	if !bytes.Equal(gotKeys, wantKeys) {
 		t.Error("the identity token's keys were not copied")
+	}
+	gotFactors, gotMFAKey := dumpFactors(t, pg.URL)
+	sameFactors(t, "bbolt -> PostgreSQL", gotFactors, wantFactors)
+	if !bytes.Equal(gotMFAKey, wantMFAKey) {
+		t.Error("the second factor's key was not copied")
 	}
 	// Logging in with the old passwords works on the copy.
 	if !verifies(t, "N3w-Alice-Secret", readUser(t, pg.URL, "alice").PasswordHash) ||
@@ -138,6 +200,11 @@ func TestCLICopyUsers(t *testing.T) {
 	sameUsers(t, "PostgreSQL -> bbolt", gotBack, fromPG)
 	if !bytes.Equal(backKeys, wantKeys) {
 		t.Error("the identity token's keys were not copied back")
+	}
+	backFactors, backMFAKey := dumpFactors(t, back)
+	sameFactors(t, "PostgreSQL -> bbolt", backFactors, wantFactors)
+	if !bytes.Equal(backMFAKey, wantMFAKey) {
+		t.Error("the second factor's key was not copied back")
 	}
 
 	// A source bbolt file that a running Caddy holds is refused with what
@@ -183,6 +250,59 @@ func TestCLICopyUsersAtomic(t *testing.T) {
 	if got, _ := dump(t, pg.URL); len(got) != 0 {
 		t.Errorf("a failed copy left %d users in the destination", len(got))
 	}
+}
+
+// The users and their second factors are written in separate transactions:
+// when a second factor cannot be written (here a trigger in the
+// destination refuses it), the copied users are removed again and the
+// destination is left without users, ready for another run.
+func TestCLICopyUsersFactorsFailure(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "users.db")
+	pg := testpg.New(t)
+	func() {
+		db, err := userbolt.OpenDB(src, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		st, err := userbolt.NewStore(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"first", "second"} {
+			u := &users.User{Username: name, IsActive: true}
+			if err := st.Create(context.Background(), u); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.UpdateFactors(context.Background(), u.ID, func([]byte) ([]byte, error) { return []byte(name), nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}()
+	openStore(t, pg.URL) // the tables, for the trigger
+	refuse := `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.data = 'second' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$;
+		CREATE TRIGGER refuse BEFORE INSERT ON session_auth_user_factors FOR EACH ROW EXECUTE FUNCTION refuse();`
+	if _, err := pg.Conn(t).Exec(context.Background(), refuse); err != nil {
+		t.Fatal(err)
+	}
+	l := &cliLog{t: t}
+	l.fails([]string{"copying second factors", "user id 2", "refused by the test", "removed again", "no user was written"}, "", "copy-users", "--from", src, "--to", pg.URL)
+	if got, _ := dump(t, pg.URL); len(got) != 0 {
+		t.Errorf("a failed copy left %d users in the destination", len(got))
+	}
+	if got, _ := dumpFactors(t, pg.URL); len(got) != 0 {
+		t.Errorf("a failed copy left second factors %v in the destination", got)
+	}
+	// Once the destination can take them, the copy goes through.
+	if _, err := pg.Conn(t).Exec(context.Background(), `DROP TRIGGER refuse ON session_auth_user_factors`); err != nil {
+		t.Fatal(err)
+	}
+	if r := l.ok("", "copy-users", "--from", src, "--to", pg.URL); !strings.HasPrefix(r.stdout, "copied 2 users") {
+		t.Errorf("copy-users after the failure: %q", r.stdout)
+	}
+	got, _ := dumpFactors(t, pg.URL)
+	sameFactors(t, "after a second run", got, map[int64][]byte{1: []byte("first"), 2: []byte("second")})
 }
 
 // Moving a running install from bbolt to PostgreSQL, as README "Scaling

@@ -25,6 +25,9 @@ import (
 //	    user_id        bigint PRIMARY KEY REFERENCES auth_user (id) ON DELETE CASCADE,
 //	    session_epoch  bigint NOT NULL,  -- see below
 //	    email_verified boolean)          -- NULL: a user made in Django, counted as verified
+//	session_auth_django_factors (                     -- users.Factors (side version 2)
+//	    user_id bigint PRIMARY KEY REFERENCES auth_user (id) ON DELETE CASCADE,
+//	    data    bytea NOT NULL, updated_at timestamptz)
 //	session_auth_django_schema (version, applied_at)  -- the side tables' versions
 //	session_auth_secrets                               -- as in the sidecar's own schema
 //
@@ -64,6 +67,16 @@ CREATE TABLE IF NOT EXISTS session_auth_secrets (
 	name       text PRIMARY KEY,
 	value      bytea NOT NULL,
 	updated_at timestamptz NOT NULL DEFAULT now()
+);
+`,
+	// 2: each user's second-factor value (users.Factors), apart from the
+	// side row that ByID joins.
+	`
+CREATE TABLE session_auth_django_factors (
+	user_id    bigint PRIMARY KEY REFERENCES auth_user (id) ON DELETE CASCADE,
+	data       bytea NOT NULL,
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT session_auth_django_factors_data_not_empty CHECK (octet_length(data) > 0)
 );
 `,
 }

@@ -24,8 +24,17 @@
 //	    groups        text[] NOT NULL DEFAULT '{}',  -- sorted group names (schema v3)
 //	    email_verified boolean NOT NULL DEFAULT false)  -- schema v4, with INDEX session_auth_users_email ON (lower(email))
 //	session_auth_secrets (name text PRIMARY KEY, value bytea, updated_at timestamptz)
+//	session_auth_user_factors (  -- users.Factors, schema v5
+//	    user_id    bigint PRIMARY KEY REFERENCES session_auth_users (id) ON DELETE CASCADE,
+//	    data       bytea NOT NULL,  -- never empty: no value is no row
+//	    updated_at timestamptz)
 //	trigger session_auth_users_notify: pg_notify('session_auth_users', id) on
 //	every INSERT, UPDATE, DELETE ('*' on TRUNCATE), in the writing transaction.
+//
+// Writing second-factor data touches only session_auth_user_factors: it
+// sends no NOTIFY and leaves the ByID cache alone (the cached User does not
+// carry it). As session_auth_user_factors refers to the users, emptying the
+// users by hand takes TRUNCATE session_auth_users CASCADE.
 //
 // Usernames are unique regardless of case and look-alike spelling because
 // the database itself enforces a unique index on the normalised key, which

@@ -108,7 +108,8 @@ func TestPlainSQLWriteSeen(t *testing.T) {
 	}
 	t.Logf("plain SQL UPDATE seen after %v", seen(t, a, u.ID, 9, time.Second))
 	cache(t, a, u.ID)
-	if _, err := db.Conn(t).Exec(bg, "TRUNCATE session_auth_users"); err != nil {
+	// CASCADE: session_auth_user_factors refers to the users.
+	if _, err := db.Conn(t).Exec(bg, "TRUNCATE session_auth_users CASCADE"); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()

@@ -79,6 +79,17 @@ ALTER TABLE session_auth_users ADD COLUMN groups text[] NOT NULL DEFAULT '{}';
 ALTER TABLE session_auth_users ADD COLUMN email_verified boolean NOT NULL DEFAULT false;
 CREATE INDEX session_auth_users_email ON session_auth_users (lower(email));
 `,
+	// 5: each user's second-factor value (users.Factors), in its own table
+	// so that the users' rows (and so ByID, and the NOTIFY trigger) never
+	// carry or see it; removed with the user. An empty value is no row.
+	`
+CREATE TABLE session_auth_user_factors (
+	user_id    bigint PRIMARY KEY REFERENCES session_auth_users (id) ON DELETE CASCADE,
+	data       bytea NOT NULL,
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT session_auth_user_factors_data_not_empty CHECK (octet_length(data) > 0)
+);
+`,
 }
 
 // SchemaVersion is the newest schema version this package knows.

@@ -130,7 +130,7 @@ func TestMigrationIdempotentAndVersioned(t *testing.T) {
 		rows.Scan(&n)
 		tables = append(tables, n)
 	}
-	if fmt.Sprint(tables) != "[session_auth_schema session_auth_secrets session_auth_users]" {
+	if fmt.Sprint(tables) != "[session_auth_schema session_auth_secrets session_auth_user_factors session_auth_users]" {
 		t.Errorf("tables %v", tables)
 	}
 }

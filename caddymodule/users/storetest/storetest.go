@@ -81,6 +81,10 @@ func RunWith(t *testing.T, open func(t *testing.T) users.Store, o Options) {
 		{"EmailVerifiedAndByEmail", testEmailVerified},
 		{"Secrets", testSecrets},
 		{"SecretsAgreeUnderConcurrency", testSecretsConcurrent},
+		{"Factors", testFactors},
+		{"FactorsDeletedWithTheUser", testFactorsDeletedWithUser},
+		{"FactorsContextDone", testFactorsContextDone},
+		{"FactorsConcurrentUpdatesLoseNothing", testFactorsConcurrent},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
