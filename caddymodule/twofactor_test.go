@@ -259,7 +259,7 @@ func TestTwoFactorRequired(t *testing.T) {
 			t.Fatalf("login body %s lacks mfa_enrolment_required", r.body)
 		}
 		const refused = `{"detail":"Two-factor enrolment required."}`
-		for _, q := range []req{{method: "GET", path: "/app"}, {method: "GET", path: "/api/sessions/"},
+		for _, q := range []req{{method: "GET", path: "/app"}, {method: "GET", path: "/api/sessions/"}, {method: "GET", path: "/api/auth/"},
 			{method: "POST", path: "/api/password/", body: `{}`, csrf: true}} {
 			q.session = limited
 			if r := s.do(t, q); r.StatusCode != 403 || string(r.body) != refused {
