@@ -292,6 +292,14 @@ func TestTwoFactorRequired(t *testing.T) {
 		// The next login needs the code and gives a full session.
 		full := sessionOf(t, s.codeStep(t, s.passwordStep(t, "ada", "totp", "recovery_code"), codes[1]))
 		assertThrough(t, "after a second-factor login", s.do(t, req{method: "GET", path: "/app", session: full}))
+		// A password change keeps the session that goes on a full one.
+		r = s.do(t, req{method: "POST", path: "/api/password/", session: full, csrf: true,
+			body: jsonBody(map[string]string{"old_password": strongPassword, "new_password": "N3w-Secret-Words", "new_password2": "N3w-Secret-Words"})})
+		if r.StatusCode != 200 {
+			t.Fatalf("password change: %d %s", r.StatusCode, r.body)
+		}
+		full.id = r.cookie("sessionid").Value
+		assertThrough(t, "after a password change", s.do(t, req{method: "GET", path: "/app", session: full}))
 	})
 }
 
