@@ -64,7 +64,8 @@ Every subcommand works in one of two ways:
 Usernames and emails get the same normalisation and validation as
 registration through the API; passwords go through the same validators
 (--force sets a refused password anyway, with a warning). Changing a
-password, deactivating and deleting a user end all of that user's sessions.
+password, deactivating, deleting a user and resetting their second factors
+end all of that user's sessions.
 Passwords are never taken from the command line: they are read, without
 echo, from the terminal, or with --password-stdin from the first line of
 standard input. No password or hash is ever printed.
