@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,50 +25,11 @@ func TestCLIReset2FA(t *testing.T) {
 }
 
 func testCLIReset2FA(t *testing.T, usersDB, redisURL string) {
-	dir := t.TempDir()
-	logPath := filepath.Join(dir, "audit.log")
-	s := &site{t: t, dbPath: filepath.Join(dir, "users.db"), upstream: echoUpstream(t), port: freePort(t), client: newTestClient()}
-	if usersDB != "" {
-		s.dbPath = usersDB
-	}
-	s.base = fmt.Sprintf("http://127.0.0.1:%d", s.port)
-	redisLine := ""
-	if redisURL != "" {
-		redisLine = "redis " + redisURL
-	}
-	cfg := fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	persist_config off
-	storage file_system %s
-	log audit {
-		output file %s
-		format json
-		include http.handlers.session_auth.audit
-	}
-}
-http://127.0.0.1:%d {
-	session_auth {
-		users_db %s
-		%s
-		hash_concurrency 4
-		login_throttle off
-		register_throttle off
-	}
-	reverse_proxy %s
-}
-`, freePort(t), filepath.Join(os.Getenv("XDG_DATA_HOME"), "caddy"), logPath, s.port, s.dbPath, redisLine,
-		strings.TrimPrefix(s.upstream.URL, "http://"))
-	cfg = strings.Replace(cfg, "\t\t\n", "", 1) // no redis line: no blank line (adapting would warn)
-	caddyfile := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(caddyfile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s.load(cfg)
+	s, logPath, caddyfile, cfg := startAuditedSite(t, siteConfig{usersDB: usersDB, redisURL: redisURL, extra: throttlesOff}, "")
 	stop := func() {
 		_ = caddy.Load([]byte(`{"admin":{"disabled":true}}`), true)
 		_ = caddy.Stop()
 	}
-	t.Cleanup(stop)
 	l := &cliLog{t: t}
 	via := []string{"--config", caddyfile}
 	with := func(args ...string) []string { return append(args, via...) }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,32 +14,8 @@ import (
 // audit logger (with the method, never a code or secret), and
 // caddy_session_auth_second_factor_total counts results by method.
 func TestTwoFactorAuditAndMetrics(t *testing.T) {
-	dir := t.TempDir()
-	logPath := filepath.Join(dir, "audit.log")
 	mport := freePort(t)
-	s := startCustomSite(t, siteConfig{extra: throttlesOff})
-	s.load(fmt.Sprintf(`{
-	admin off
-	persist_config off
-	log audit {
-		output file %s
-		format json
-		include http.handlers.session_auth.audit
-	}
-}
-http://127.0.0.1:%d {
-	session_auth {
-		users_db %s
-		login_throttle off
-		register_throttle off
-	}
-	reverse_proxy %s
-}
-http://127.0.0.1:%d {
-	metrics
-}
-`, logPath, s.port, s.dbPath, strings.TrimPrefix(s.upstream.URL, "http://"), mport))
-	s.client.CloseIdleConnections()
+	s, logPath, _, _ := startAuditedSite(t, siteConfig{extra: throttlesOff}, fmt.Sprintf("http://127.0.0.1:%d {\n\tmetrics\n}\n", mport))
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d", mport)
 	const (
 		totpOK     = `caddy_session_auth_second_factor_total{method="totp",result="success",site="SITE"}`
@@ -110,9 +85,19 @@ func waitAudit(t *testing.T, logPath string, want map[string]func(map[string]any
 			if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 				t.Fatalf("not a JSON line: %q", sc.Text())
 			}
+			if e["logger"] != "http.handlers.session_auth.audit" {
+				t.Fatalf("line from logger %v", e["logger"])
+			}
+			// An event is wanted by its name, or by name/reason.
 			name, _ := e["event"].(string)
-			if check, ok := want[name]; ok && check(e) {
-				seen[name] = true
+			names := []string{name}
+			if reason, ok := e["reason"].(string); ok {
+				names = append(names, name+"/"+reason)
+			}
+			for _, n := range names {
+				if check, ok := want[n]; ok && check(e) {
+					seen[n] = true
+				}
 			}
 		}
 		var missing []string
