@@ -1,6 +1,7 @@
 package caddymodule_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -338,4 +339,29 @@ func adaptAndValidate(t *testing.T, lines string) error {
 		return err
 	}
 	return caddy.Stop()
+}
+
+// TestDjangoUsersSecondFactor: with django_users, a user's factors are
+// kept in the sidecar's own side table (Django's tables untouched), the
+// two-step login works, and a user Django deletes takes them along.
+func TestDjangoUsersSecondFactor(t *testing.T) {
+	pg := testpg.New(t)
+	dj := newDjangoShared(t, pg)
+	s := startCustomSite(t, siteConfig{usersDB: pg.URL, redisURL: testredis.Start(t).URL(),
+		extra: "django_users\npbkdf2_iterations 30000\n" + throttlesOff})
+	sess := s.newUser(t, "dora")
+	secret, codes := s.enrolTOTP(t, sess)
+	conn := pg.Conn(t)
+	ctx := context.Background()
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM session_auth_django_factors f JOIN auth_user u ON u.id = f.user_id WHERE u.username = 'dora'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("factors in the side table: %d %v", n, err)
+	}
+	full := sessionOf(t, s.codeStep(t, s.passwordStep(t, "dora", "totp", "recovery_code"), totpCode(t, secret, time.Now().Add(30*time.Second))))
+	assertThrough(t, "Django user after the second factor", s.do(t, req{method: "GET", path: "/app", session: full}))
+	sessionOf(t, s.codeStep(t, s.passwordStep(t, "dora", "totp", "recovery_code"), codes[0]))
+	dj.shell(`User.objects.get(username="dora").delete()`)
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM session_auth_django_factors`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("factors left after Django deleted the user: %d %v", n, err)
+	}
 }
