@@ -433,3 +433,26 @@ func TestPasskeyCeremonyOtherUser(t *testing.T) {
 		}
 	})
 }
+
+// TestPasskeySyncedReplay: a synced passkey (backup eligible, no signature
+// counter, as the big platforms' are) signs in, and its assertion is not
+// accepted a second time although the counter cannot tell.
+func TestPasskeySyncedReplay(t *testing.T) {
+	bothBackends(t, func(t *testing.T, c siteConfig) {
+		p := startPasskeySite(t, c)
+		sess := p.newUser(t, "alice")
+		a := testwebauthn.New(p.origin)
+		a.BackupEligible, a.NoCounter = true, true
+		p.addPasskey(t, sess, a, "Synced")
+		for _, pending := range []string{"", pendingState(p.passwordStep(t, "alice", "passkey"))} {
+			options, state := p.beginLogin(t, pending)
+			assertion, err := a.Get(options)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sessionOf(t, p.finishLogin(t, state, assertion))
+			assertPasskeyRefused(t, "a counterless assertion twice", p.finishLogin(t, state, assertion))
+		}
+		sessionOf(t, p.passkeyLogin(t, a, ""))
+	})
+}
