@@ -325,7 +325,15 @@ func TestPasskeyRegisterAndLogin(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		options, state = p.beginLogin(t, pendingState(p.passwordStep(t, "alice", "passkey")))
 		setActive(false)
+		if assertion, err = a.Get(options); err != nil {
+			t.Fatal(err)
+		}
+		r = p.finishLogin(t, state, assertion)
+		if r.StatusCode != 400 || !strings.Contains(string(r.body), "No sign-in is waiting") || r.cookie("sessionid") != nil {
+			t.Fatalf("a pending login finished after deactivation: %d %s", r.StatusCode, r.body)
+		}
 		r = p.passkeyLogin(t, a, "")
 		if r.StatusCode != 400 || string(r.body) != `{"non_field_errors":["Unable to log in with provided credentials."]}` || r.cookie("sessionid") != nil {
 			t.Fatalf("deactivated user's passkey sign-in: %d %s", r.StatusCode, r.body)
@@ -423,8 +431,14 @@ func TestPasskeyCeremonyOtherUser(t *testing.T) {
 			}
 		}
 		// Alice still finishes her own.
-		if r := p.finishRegistration(t, alice, state, string(cred)); r.StatusCode != 201 {
+		r = p.finishRegistration(t, alice, state, string(cred))
+		if r.StatusCode != 201 {
 			t.Fatalf("alice's own finish: %d %s", r.StatusCode, r.body)
+		}
+		pid, _ := r.json(t)["id"].(string)
+		// Nor can bob remove alice's passkey.
+		if r := p.do(t, req{method: "DELETE", path: "/api/2fa/passkeys/" + pid + "/", session: bob, csrf: true}, ""); r.StatusCode != 404 {
+			t.Fatalf("bob deleting alice's passkey: %d %s", r.StatusCode, r.body)
 		}
 		// The login ceremony's state is no registration one, nor the reverse.
 		_, loginState := p.beginLogin(t, "")
@@ -436,15 +450,26 @@ func TestPasskeyCeremonyOtherUser(t *testing.T) {
 
 // TestPasskeySyncedReplay: a synced passkey (backup eligible, no signature
 // counter, as the big platforms' are) signs in, and its assertion is not
-// accepted a second time although the counter cannot tell.
+// accepted a second time although the counter cannot tell. The user has
+// TOTP too: either completes the password step.
 func TestPasskeySyncedReplay(t *testing.T) {
 	bothBackends(t, func(t *testing.T, c siteConfig) {
 		p := startPasskeySite(t, c)
 		sess := p.newUser(t, "alice")
+		_, codes := p.enrolTOTP(t, sess)
+		// Only TOTP yet: the passkey step has nothing to offer.
+		r := p.do(t, req{method: "POST", path: "/api/login/passkey/begin/", body: `{}`}, pendingState(p.passwordStep(t, "alice", "totp", "recovery_code")))
+		if r.StatusCode != 400 || string(r.body) != `{"detail":"You have no passkey for this site: use a code."}` {
+			t.Fatalf("passkey step without a passkey: %d %s", r.StatusCode, r.body)
+		}
 		a := testwebauthn.New(p.origin)
 		a.BackupEligible, a.NoCounter = true, true
-		p.addPasskey(t, sess, a, "Synced")
-		for _, pending := range []string{"", pendingState(p.passwordStep(t, "alice", "passkey"))} {
+		id := p.addPasskey(t, sess, a, "Synced")
+		r = p.do(t, req{method: "GET", path: "/api/2fa/", session: sess}, "")
+		if got := string(r.body); got != `{"totp":true,"passkeys":1,"recovery_codes":10,"methods":["totp","recovery_code","passkey"],"required":false,"enrolment_required":false}` {
+			t.Fatalf("2fa status: %s", got)
+		}
+		for _, pending := range []string{"", pendingState(p.passwordStep(t, "alice", "totp", "recovery_code", "passkey"))} {
 			options, state := p.beginLogin(t, pending)
 			assertion, err := a.Get(options)
 			if err != nil {
@@ -453,6 +478,11 @@ func TestPasskeySyncedReplay(t *testing.T) {
 			sessionOf(t, p.finishLogin(t, state, assertion))
 			assertPasskeyRefused(t, "a counterless assertion twice", p.finishLogin(t, state, assertion))
 		}
-		sessionOf(t, p.passkeyLogin(t, a, ""))
+		full := sessionOf(t, p.passkeyLogin(t, a, ""))
+		// Removing the passkey leaves TOTP and its recovery codes.
+		if r := p.do(t, req{method: "DELETE", path: "/api/2fa/passkeys/" + id + "/", session: full, csrf: true}, ""); r.StatusCode != 204 {
+			t.Fatalf("delete: %d %s", r.StatusCode, r.body)
+		}
+		sessionOf(t, p.codeStep(t, p.passwordStep(t, "alice", "totp", "recovery_code"), codes[0]))
 	})
 }
