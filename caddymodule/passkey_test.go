@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule"
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
@@ -485,4 +486,23 @@ func TestPasskeySyncedReplay(t *testing.T) {
 		}
 		sessionOf(t, p.codeStep(t, p.passwordStep(t, "alice", "totp", "recovery_code"), codes[0]))
 	})
+}
+
+// TestPasskeyPendingExpiry: beginning the passkey step does not extend the
+// pending login's life.
+func TestPasskeyPendingExpiry(t *testing.T) {
+	p := startPasskeySite(t, siteConfig{})
+	sess := p.newUser(t, "alice")
+	p.addPasskey(t, sess, testwebauthn.New(p.origin), "")
+	r := p.do(t, req{method: "POST", path: "/api/login/", body: jsonBody(map[string]string{"username": "alice", "password": strongPassword})}, "")
+	first := r.cookie("sessionid_mfa")
+	if r.StatusCode != 200 || first == nil {
+		t.Fatalf("password step: %d %s", r.StatusCode, r.body)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	r = p.do(t, req{method: "POST", path: "/api/login/passkey/begin/", body: `{}`}, first.Value)
+	again := r.cookie("sessionid_mfa")
+	if r.StatusCode != 200 || again == nil || again.MaxAge <= 0 || again.MaxAge >= first.MaxAge {
+		t.Fatalf("begin under the pending login: %d, cookie Max-Age %v after %d", r.StatusCode, again, first.MaxAge)
+	}
 }
