@@ -506,3 +506,33 @@ func TestPasskeyPendingExpiry(t *testing.T) {
 		t.Fatalf("begin under the pending login: %d, cookie Max-Age %v after %d", r.StatusCode, again, first.MaxAge)
 	}
 }
+
+// TestPasskeyConfiguredRP: with passkey_rp_id and passkey_origins, a
+// passkey made at one listed origin signs in at another; an origin not
+// listed has no passkeys.
+func TestPasskeyConfiguredRP(t *testing.T) {
+	p := startPasskeySite(t, siteConfig{})
+	p.loadCustom(siteConfig{anyHost: true, extra: throttlesOff + fmt.Sprintf("passkey_rp_id localhost\npasskey_origins http://app.localhost:%d http://localhost:%d\n", p.port, p.port)})
+	sess := p.newUser(t, "alice")
+	app := &pkSite{site: p.site, host: fmt.Sprintf("app.localhost:%d", p.port), origin: fmt.Sprintf("http://app.localhost:%d", p.port)}
+	a := testwebauthn.New(app.origin)
+	app.addPasskey(t, sess, a, "")
+	a.Origin = p.origin
+	full := sessionOf(t, p.passkeyLogin(t, a, ""))
+	if full.userID != sess.userID {
+		t.Fatalf("signed in as %v", full.userID)
+	}
+	other := &pkSite{site: p.site, host: fmt.Sprintf("other.localhost:%d", p.port)}
+	r := other.do(t, req{method: "POST", path: "/api/login/passkey/begin/", body: `{}`}, "")
+	if r.StatusCode != 400 || string(r.body) != `{"detail":"Passkeys are not available at this address."}` {
+		t.Fatalf("begin at an origin not listed: %d %s", r.StatusCode, r.body)
+	}
+	// A ceremony is bound to the origin it began at: an assertion made
+	// for the app origin is refused at the other one.
+	options, state := p.beginLogin(t, "")
+	assertion, err := a.Get(options, testwebauthn.WithOrigin(app.origin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertPasskeyRefused(t, "an assertion for the other listed origin", p.finishLogin(t, state, assertion))
+}
