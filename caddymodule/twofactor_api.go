@@ -633,7 +633,13 @@ func (s *SessionAuth) passkeyLoginBegin(w http.ResponseWriter, r *http.Request, 
 		return
 	}
 	st.WebAuthn = sd
-	s.sealState(w, r, svc.Keys, st)
+	if pending {
+		// The pending login keeps its expiry: beginning a ceremony again
+		// and again must not keep a right password's state alive.
+		s.setStateCookie(w, r, svc.Keys.SealState(st), max(1, int(time.Until(st.Expires)/time.Second)))
+	} else {
+		s.sealState(w, r, svc.Keys, st)
+	}
 	writeValue(w, http.StatusOK, assertion)
 }
 
