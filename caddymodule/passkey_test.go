@@ -536,3 +536,34 @@ func TestPasskeyConfiguredRP(t *testing.T) {
 	}
 	assertPasskeyRefused(t, "an assertion for the other listed origin", p.finishLogin(t, state, assertion))
 }
+
+// TestPasskeyRegistrationReplay: one begun registration adds one passkey;
+// its answer posted again, also after that passkey was removed (and no
+// factor is left), is refused.
+func TestPasskeyRegistrationReplay(t *testing.T) {
+	bothBackends(t, func(t *testing.T, c siteConfig) {
+		p := startPasskeySite(t, c)
+		sess := p.newUser(t, "rita")
+		a := testwebauthn.New(p.origin)
+		opts, state := p.beginRegistration(t, sess)
+		cred, _, err := a.Create(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := withName(t, cred, "Laptop")
+		r := p.finishRegistration(t, sess, state, body)
+		if r.StatusCode != 201 {
+			t.Fatalf("register finish: %d %s", r.StatusCode, r.body)
+		}
+		id, _ := r.json(t)["id"].(string)
+		if r := p.do(t, req{method: "DELETE", path: "/api/2fa/passkeys/" + id + "/", session: sess, csrf: true}, ""); r.StatusCode != 204 {
+			t.Fatalf("delete: %d %s", r.StatusCode, r.body)
+		}
+		assertPasskeyRefused(t, "the same registration again", p.finishRegistration(t, sess, state, body))
+		r = p.do(t, req{method: "GET", path: "/api/2fa/passkeys/", session: sess}, "")
+		if string(r.body) != "[]" {
+			t.Fatalf("passkeys after the replay: %s", r.body)
+		}
+		p.login(t, "rita", strongPassword) // one step: no factor came back
+	})
+}

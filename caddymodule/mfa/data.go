@@ -116,7 +116,7 @@ func Decode(b []byte) (*Data, error) {
 
 // encode writes d for the store; an empty Data is deleted (nil).
 func (d *Data) encode() ([]byte, error) {
-	if d.TOTP == nil && d.PendingTOTP == nil && len(d.Recovery) == 0 && len(d.Passkeys) == 0 {
+	if d.TOTP == nil && d.PendingTOTP == nil && len(d.Recovery) == 0 && len(d.Passkeys) == 0 && len(d.Spent) == 0 {
 		return nil, nil
 	}
 	return json.Marshal(d)

@@ -148,6 +148,11 @@ func (s *Service) FinishRegistration(ctx context.Context, rp RP, id int64, name 
 	}
 	pk := Passkey{Name: strings.TrimSpace(keyName), Created: s.now().UTC().Truncate(time.Second), RPID: rp.ID, Credential: *cred}
 	_, err = s.update(ctx, id, func(d *Data) error {
+		// One begun registration adds one passkey: its response posted
+		// again (say after the passkey was removed) is refused.
+		if !d.spend(sd) {
+			return fmt.Errorf("%w: this registration was finished already", ErrPasskeyFailed)
+		}
 		if d.passkey(pk.ID()) >= 0 {
 			return fmt.Errorf("%w: this passkey is already registered", ErrPasskeyFailed)
 		}
@@ -176,9 +181,30 @@ type SpentChallenge struct {
 	Expires time.Time `json:"x"`
 }
 
-// maxSpent bounds the spent challenges kept per user (sign-ins within one
-// ceremony timeout).
+// maxSpent bounds the spent challenges kept per user (sign-ins and
+// registrations within one ceremony timeout).
 const maxSpent = 64
+
+// spend records the ceremony's challenge as used (until the ceremony
+// expires) and reports false if it was used already. The caller stores d
+// in the transaction that accepts the ceremony.
+func (d *Data) spend(sd webauthn.SessionData) bool {
+	wall := time.Now() // the library's clock, which set sd.Expires
+	hash := sha256.Sum256([]byte(sd.Challenge))
+	d.Spent = slices.DeleteFunc(d.Spent, func(c SpentChallenge) bool { return !wall.Before(c.Expires) })
+	if slices.ContainsFunc(d.Spent, func(c SpentChallenge) bool { return bytes.Equal(c.Hash, hash[:]) }) {
+		return false
+	}
+	expires := sd.Expires
+	if expires.IsZero() {
+		expires = wall.Add(ceremonyTimeout)
+	}
+	d.Spent = append(d.Spent, SpentChallenge{Hash: hash[:], Expires: expires})
+	if len(d.Spent) > maxSpent {
+		d.Spent = d.Spent[len(d.Spent)-maxSpent:]
+	}
+	return true
+}
 
 // ErrTooManyPasskeys: the user has MaxPasskeys already.
 var ErrTooManyPasskeys = errors.New("mfa: too many passkeys")
@@ -294,15 +320,12 @@ func (s *Service) FinishLogin(ctx context.Context, rp RP, sd webauthn.SessionDat
 	}
 	var used Passkey
 	now := s.now()
-	wall := time.Now() // the library's clock, which set sd.Expires
-	spent := sha256.Sum256([]byte(sd.Challenge))
 	_, err = s.update(ctx, uid, func(d *Data) error {
 		// The ceremony's state is a cookie that stays valid until it
 		// expires: an assertion from an authenticator that keeps no
 		// counter (synced passkeys sign 0) would pass again. A challenge
 		// is spent once, in the same transaction as the counter.
-		d.Spent = slices.DeleteFunc(d.Spent, func(c SpentChallenge) bool { return !wall.Before(c.Expires) })
-		if slices.ContainsFunc(d.Spent, func(c SpentChallenge) bool { return bytes.Equal(c.Hash, spent[:]) }) {
+		if !d.spend(sd) {
 			return ErrPasskeyReplay
 		}
 		for i := range d.Passkeys {
@@ -321,14 +344,6 @@ func (s *Service) FinishLogin(ctx context.Context, rp RP, sd webauthn.SessionDat
 			p.Credential.Flags = cred.Flags
 			p.LastUsed = now.UTC().Truncate(time.Second)
 			used = *p
-			expires := sd.Expires
-			if expires.IsZero() {
-				expires = wall.Add(ceremonyTimeout)
-			}
-			d.Spent = append(d.Spent, SpentChallenge{Hash: spent[:], Expires: expires})
-			if len(d.Spent) > maxSpent {
-				d.Spent = d.Spent[len(d.Spent)-maxSpent:]
-			}
 			return nil
 		}
 		return ErrPasskeyFailed // removed meanwhile
