@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/accounts"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
 
 	"go.uber.org/zap"
 )
@@ -26,6 +27,34 @@ var (
 	bodyLogoutAll       = []byte(`{"message":"Logged out of all sessions"}`)
 )
 
+// currentPassword checks password against u's, the signed-in user's, as
+// a login: throttled and counted alike, checked before any hashing (a
+// wrong one is a failed login, a right one a successful login). A wrong
+// one adds msgOldPasswordWrong to errs under field. It returns false if it
+// answered: 429, or 503 when no hashing slot came in time (or the client
+// gave up), which tells nothing of the password and is not counted.
+func (s *SessionAuth) currentPassword(w http.ResponseWriter, r *http.Request, u *users.User, password, field string, errs *accounts.FieldErrors) bool {
+	att, throttled := s.loginThrottled(w, r, u.Username)
+	if throttled != "" {
+		return false
+	}
+	hctx, cancel := hashContext(r.Context())
+	match, err := s.accounts.PasswordMatches(hctx, u, password)
+	cancel()
+	switch {
+	case err != nil:
+		s.loginCanceled(att)
+		s.storeFailure(w, "checking credentials", err)
+		return false
+	case !match:
+		s.loginFailed(att)
+		errs.Add(field, msgOldPasswordWrong)
+	default:
+		s.loginSucceeded(att)
+	}
+	return true
+}
+
 // changePassword serves POST <prefix>/password/ with old_password,
 // new_password and new_password2, as Django's PasswordChangeForm checks
 // them. On success the user's other sessions end; this one goes on under a
@@ -39,31 +68,8 @@ func (s *SessionAuth) changePassword(w http.ResponseWriter, r *http.Request, aut
 	}
 	u := auth.who.user
 	var errs accounts.FieldErrors
-	if old, ok := stringField(data, "old_password", &errs); ok {
-		// A wrong old password is a failed login: throttled and counted
-		// alike, checked before any hashing; a right one is a successful
-		// login, even if the new password is refused.
-		att, throttled := s.loginThrottled(w, r, u.Username)
-		if throttled != "" {
-			return
-		}
-		// Login's bounded wait for a hashing slot: no slot in time (or a
-		// client that gave up) is a 503 that tells nothing of the
-		// password, so it is not counted as a wrong one.
-		hctx, cancel := hashContext(r.Context())
-		match, ctxErr := s.accounts.PasswordMatches(hctx, u, old)
-		cancel()
-		switch {
-		case ctxErr != nil:
-			s.loginCanceled(att)
-			s.storeFailure(w, "checking credentials", ctxErr)
-			return
-		case !match:
-			s.loginFailed(att)
-			errs.Add("old_password", msgOldPasswordWrong)
-		default:
-			s.loginSucceeded(att)
-		}
+	if old, ok := stringField(data, "old_password", &errs); ok && !s.currentPassword(w, r, u, old, "old_password", &errs) {
+		return
 	}
 	newPassword, ok1 := stringField(data, "new_password", &errs)
 	newPassword2, ok2 := stringField(data, "new_password2", &errs)

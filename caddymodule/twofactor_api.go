@@ -215,33 +215,30 @@ func (s *SessionAuth) secondFactorFailed(r *http.Request, u *users.User, method 
 	s.audit(auditEntry{event: auditMFAFailed, user: u, r: r, extra: []zap.Field{zap.String("method", method)}})
 }
 
-// passwordAgain checks the "password" field against the signed-in user's
-// password, as a login (throttled, counted). It returns false if it
-// answered (429 or 503); a wrong or missing password goes to errs.
-func (s *SessionAuth) passwordAgain(w http.ResponseWriter, r *http.Request, u *users.User, data requestData, errs *accounts.FieldErrors) bool {
-	password, ok := stringField(data, "password", errs)
-	if !ok {
-		return true
+// withPassword reads a request that must carry the signed-in user's
+// password again ("password", checked as a login is: throttled, counted)
+// and the other required fields named, and returns the fields' values. It
+// returns false if it answered: 400 with the fields' errors (a wrong
+// password among them), 413/415 for the body, 429 or 503.
+func (s *SessionAuth) withPassword(w http.ResponseWriter, r *http.Request, u *users.User, more ...string) (map[string]string, bool) {
+	data, derr := readData(w, r, s.MaxBodyBytes)
+	if derr != nil {
+		writeJSON(w, derr.status, derr.body)
+		return nil, false
 	}
-	att, throttled := s.loginThrottled(w, r, u.Username)
-	if throttled != "" {
-		return false
+	var errs accounts.FieldErrors
+	if password, ok := stringField(data, "password", &errs); ok && !s.currentPassword(w, r, u, password, "password", &errs) {
+		return nil, false
 	}
-	hctx, cancel := hashContext(r.Context())
-	match, err := s.accounts.PasswordMatches(hctx, u, password)
-	cancel()
-	switch {
-	case err != nil:
-		s.loginCanceled(att)
-		s.storeFailure(w, "checking credentials", err)
-		return false
-	case !match:
-		s.loginFailed(att)
-		errs.Add("password", msgOldPasswordWrong)
-	default:
-		s.loginSucceeded(att)
+	values := make(map[string]string, len(more))
+	for _, name := range more {
+		values[name], _ = stringField(data, name, &errs)
 	}
-	return true
+	if !errs.Empty() {
+		writeValue(w, http.StatusBadRequest, &errs)
+		return nil, false
+	}
+	return values, true
 }
 
 type twoFactorStatusJSON struct {
@@ -292,18 +289,8 @@ type totpSetupJSON struct {
 }
 
 func (s *SessionAuth) totpSetup(w http.ResponseWriter, r *http.Request, auth authResult) {
-	data, derr := readData(w, r, s.MaxBodyBytes)
-	if derr != nil {
-		writeJSON(w, derr.status, derr.body)
-		return
-	}
 	u := auth.who.user
-	var errs accounts.FieldErrors
-	if !s.passwordAgain(w, r, u, data, &errs) {
-		return
-	}
-	if !errs.Empty() {
-		writeValue(w, http.StatusBadRequest, &errs)
+	if _, ok := s.withPassword(w, r, u); !ok {
 		return
 	}
 	svc := s.mfaService(w, r)
@@ -372,21 +359,13 @@ func (s *SessionAuth) totpConfirm(w http.ResponseWriter, r *http.Request, auth a
 }
 
 func (s *SessionAuth) totpDisable(w http.ResponseWriter, r *http.Request, auth authResult) {
-	data, derr := readData(w, r, s.MaxBodyBytes)
-	if derr != nil {
-		writeJSON(w, derr.status, derr.body)
-		return
-	}
 	u := auth.who.user
+	fields, ok := s.withPassword(w, r, u, "code")
+	if !ok {
+		return
+	}
+	code := fields["code"]
 	var errs accounts.FieldErrors
-	if !s.passwordAgain(w, r, u, data, &errs) {
-		return
-	}
-	code, _ := stringField(data, "code", &errs)
-	if !errs.Empty() {
-		writeValue(w, http.StatusBadRequest, &errs)
-		return
-	}
 	svc := s.mfaService(w, r)
 	if svc == nil {
 		return
@@ -417,18 +396,8 @@ func (s *SessionAuth) totpDisable(w http.ResponseWriter, r *http.Request, auth a
 }
 
 func (s *SessionAuth) recoveryCodes(w http.ResponseWriter, r *http.Request, auth authResult) {
-	data, derr := readData(w, r, s.MaxBodyBytes)
-	if derr != nil {
-		writeJSON(w, derr.status, derr.body)
-		return
-	}
 	u := auth.who.user
-	var errs accounts.FieldErrors
-	if !s.passwordAgain(w, r, u, data, &errs) {
-		return
-	}
-	if !errs.Empty() {
-		writeValue(w, http.StatusBadRequest, &errs)
+	if _, ok := s.withPassword(w, r, u); !ok {
 		return
 	}
 	svc := s.mfaService(w, r)
@@ -480,18 +449,8 @@ func (s *SessionAuth) listPasskeys(w http.ResponseWriter, r *http.Request, auth 
 }
 
 func (s *SessionAuth) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request, auth authResult) {
-	data, derr := readData(w, r, s.MaxBodyBytes)
-	if derr != nil {
-		writeJSON(w, derr.status, derr.body)
-		return
-	}
 	u := auth.who.user
-	var errs accounts.FieldErrors
-	if !s.passwordAgain(w, r, u, data, &errs) {
-		return
-	}
-	if !errs.Empty() {
-		writeValue(w, http.StatusBadRequest, &errs)
+	if _, ok := s.withPassword(w, r, u); !ok {
 		return
 	}
 	rp, ok := s.relyingParty(r)
