@@ -65,7 +65,9 @@ var (
 	bodyPasskeysHere      = detailError(http.StatusBadRequest, "Passkeys are not available at this address.").body
 	bodyTooManyPasskeys   = detailError(http.StatusBadRequest, fmt.Sprintf("You have %d passkeys already: remove one first.", mfa.MaxPasskeys)).body
 	bodyNoSuchPasskey     = []byte(`{"detail":"Not found."}`)
-	msgInvalidCode        = "Invalid code."
+	bodyNoPasskeyHere     = detailError(http.StatusBadRequest, "You have no passkey for this site: use a code.").body
+	bodyNoFactorYet       = detailError(http.StatusBadRequest, "Add a second factor first.").body
+	bodyInvalidCode       = []byte(`{"code":["Invalid code."]}`)
 )
 
 // stateTTL is how long a password's pending second step, or a begun

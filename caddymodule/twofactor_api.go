@@ -70,6 +70,39 @@ func (s *SessionAuth) passkeyItemPath(path string) (string, bool) {
 var passkeyItem = endpoint{name: "Passkey", needsSession: true, enrolOK: true, allow: []string{"DELETE, OPTIONS"},
 	methods: []string{http.MethodDelete}, serve: (*SessionAuth).removePasskey}
 
+// errAnswer is the answer to a client's error.
+type errAnswer struct {
+	err    error
+	status int
+	body   []byte
+}
+
+// The answers several endpoints give.
+var (
+	errInvalidCode    = errAnswer{mfa.ErrBadCode, http.StatusBadRequest, bodyInvalidCode}
+	errTOTPEnabled    = errAnswer{mfa.ErrTOTPEnabled, http.StatusBadRequest, bodyTOTPEnabled}
+	errPasskeysHere   = errAnswer{mfa.ErrPasskeysUnavailable, http.StatusBadRequest, bodyPasskeysHere}
+	errPasskeyFailed  = errAnswer{mfa.ErrPasskeyFailed, http.StatusBadRequest, bodyPasskeyFailed}
+	errMustKeepFactor = errAnswer{errFactorRequired, http.StatusBadRequest, bodyFactorRequired}
+)
+
+// answerErr answers err, if not nil, with the first of answers it is, or
+// else (a store that failed) 503 with doing in the log; it reports
+// whether it answered.
+func (s *SessionAuth) answerErr(w http.ResponseWriter, err error, doing string, answers ...errAnswer) bool {
+	if err == nil {
+		return false
+	}
+	for _, a := range answers {
+		if errors.Is(err, a.err) {
+			writeJSON(w, a.status, a.body)
+			return true
+		}
+	}
+	s.storeFailure(w, doing, err)
+	return true
+}
+
 // mfaService answers 503 and returns nil when the key cannot be read.
 func (s *SessionAuth) mfaService(w http.ResponseWriter, r *http.Request) *mfa.Service {
 	svc, err := s.mfa.service(r.Context())
@@ -172,8 +205,7 @@ func (s *SessionAuth) loginSecondFactor(w http.ResponseWriter, r *http.Request, 
 		result = resultBadCredentials
 		s.loginFailed(att)
 		s.secondFactorFailed(r, u, methodOfCode(code))
-		errs.Add("code", msgInvalidCode)
-		writeValue(w, http.StatusBadRequest, &errs)
+		writeJSON(w, http.StatusBadRequest, bodyInvalidCode)
 		return
 	case err != nil:
 		result = resultError
@@ -298,12 +330,7 @@ func (s *SessionAuth) totpSetup(w http.ResponseWriter, r *http.Request, auth aut
 		return
 	}
 	secret, url, err := svc.BeginTOTP(r.Context(), u.ID, s.totpIssuer(r), u.Username)
-	switch {
-	case errors.Is(err, mfa.ErrTOTPEnabled):
-		writeJSON(w, http.StatusBadRequest, bodyTOTPEnabled)
-		return
-	case err != nil:
-		s.storeFailure(w, "changing second factors", err)
+	if s.answerErr(w, err, "changing second factors", errTOTPEnabled) {
 		return
 	}
 	svg, err := qrSVG(url)
@@ -335,19 +362,8 @@ func (s *SessionAuth) totpConfirm(w http.ResponseWriter, r *http.Request, auth a
 	}
 	u := auth.who.user
 	codes, err := svc.ConfirmTOTP(r.Context(), u.ID, code)
-	switch {
-	case errors.Is(err, mfa.ErrBadCode):
-		errs.Add("code", msgInvalidCode)
-		writeValue(w, http.StatusBadRequest, &errs)
-		return
-	case errors.Is(err, mfa.ErrTOTPEnabled):
-		writeJSON(w, http.StatusBadRequest, bodyTOTPEnabled)
-		return
-	case errors.Is(err, mfa.ErrNoPendingTOTP):
-		writeJSON(w, http.StatusBadRequest, bodyNoTOTPSetup)
-		return
-	case err != nil:
-		s.storeFailure(w, "changing second factors", err)
+	if s.answerErr(w, err, "changing second factors", errInvalidCode, errTOTPEnabled,
+		errAnswer{mfa.ErrNoPendingTOTP, http.StatusBadRequest, bodyNoTOTPSetup}) {
 		return
 	}
 	s.logger.Info("second factor added", zap.Int64("user_id", u.ID), zap.String("username", u.Username), zap.String("method", mfa.MethodTOTP))
@@ -365,7 +381,6 @@ func (s *SessionAuth) totpDisable(w http.ResponseWriter, r *http.Request, auth a
 		return
 	}
 	code := fields["code"]
-	var errs accounts.FieldErrors
 	svc := s.mfaService(w, r)
 	if svc == nil {
 		return
@@ -374,17 +389,9 @@ func (s *SessionAuth) totpDisable(w http.ResponseWriter, r *http.Request, auth a
 	switch {
 	case errors.Is(err, mfa.ErrBadCode):
 		s.secondFactorFailed(r, u, methodOfCode(code))
-		errs.Add("code", msgInvalidCode)
-		writeValue(w, http.StatusBadRequest, &errs)
+		writeJSON(w, http.StatusBadRequest, bodyInvalidCode)
 		return
-	case errors.Is(err, mfa.ErrTOTPNotEnabled):
-		writeJSON(w, http.StatusBadRequest, bodyTOTPNotEnabled)
-		return
-	case errors.Is(err, errFactorRequired):
-		writeJSON(w, http.StatusBadRequest, bodyFactorRequired)
-		return
-	case err != nil:
-		s.storeFailure(w, "changing second factors", err)
+	case s.answerErr(w, err, "changing second factors", errAnswer{mfa.ErrTOTPNotEnabled, http.StatusBadRequest, bodyTOTPNotEnabled}, errMustKeepFactor):
 		return
 	}
 	if usedRecovery {
@@ -405,12 +412,7 @@ func (s *SessionAuth) recoveryCodes(w http.ResponseWriter, r *http.Request, auth
 		return
 	}
 	codes, err := svc.NewRecoveryCodes(r.Context(), u.ID)
-	switch {
-	case errors.Is(err, mfa.ErrTOTPNotEnabled):
-		writeJSON(w, http.StatusBadRequest, detailError(http.StatusBadRequest, "Add a second factor first.").body)
-		return
-	case err != nil:
-		s.storeFailure(w, "changing second factors", err)
+	if s.answerErr(w, err, "changing second factors", errAnswer{mfa.ErrTOTPNotEnabled, http.StatusBadRequest, bodyNoFactorYet}) {
 		return
 	}
 	writeValue(w, http.StatusOK, recoveryCodesJSON{codes})
@@ -463,12 +465,7 @@ func (s *SessionAuth) passkeyRegisterBegin(w http.ResponseWriter, r *http.Reques
 		return
 	}
 	creation, sd, err := svc.BeginRegistration(r.Context(), rp, u.ID, u.Username)
-	switch {
-	case errors.Is(err, mfa.ErrPasskeysUnavailable):
-		writeJSON(w, http.StatusBadRequest, bodyPasskeysHere)
-		return
-	case err != nil:
-		s.storeFailure(w, "reading second factors", err)
+	if s.answerErr(w, err, "reading second factors", errPasskeysHere) {
 		return
 	}
 	s.sealState(w, r, svc.Keys, &mfa.State{Purpose: mfa.PurposeRegister, UserID: u.ID, Epoch: u.SessionEpoch, WebAuthn: sd})
@@ -508,16 +505,11 @@ func (s *SessionAuth) passkeyRegisterFinish(w http.ResponseWriter, r *http.Reque
 		return
 	}
 	pk, err := svc.FinishRegistration(r.Context(), rp, u.ID, u.Username, *st.WebAuthn, body, name)
-	switch {
-	case errors.Is(err, mfa.ErrPasskeyFailed):
+	if errors.Is(err, mfa.ErrPasskeyFailed) {
 		s.logger.Info("passkey registration failed", zap.Int64("user_id", u.ID), zap.String("username", u.Username), zap.Error(err))
-		writeJSON(w, http.StatusBadRequest, bodyPasskeyFailed)
-		return
-	case errors.Is(err, mfa.ErrTooManyPasskeys):
-		writeJSON(w, http.StatusBadRequest, bodyTooManyPasskeys)
-		return
-	case err != nil:
-		s.storeFailure(w, "changing second factors", err)
+	}
+	if s.answerErr(w, err, "changing second factors", errPasskeyFailed,
+		errAnswer{mfa.ErrTooManyPasskeys, http.StatusBadRequest, bodyTooManyPasskeys}) {
 		return
 	}
 	s.setStateCookie(w, r, "", -1)
@@ -542,15 +534,7 @@ func (s *SessionAuth) removePasskey(w http.ResponseWriter, r *http.Request, auth
 	}
 	u := auth.who.user
 	pk, err := svc.RemovePasskey(r.Context(), u.ID, id, s.allowAfter(u))
-	switch {
-	case errors.Is(err, mfa.ErrNoPasskey):
-		writeJSON(w, http.StatusNotFound, bodyNoSuchPasskey)
-		return
-	case errors.Is(err, errFactorRequired):
-		writeJSON(w, http.StatusBadRequest, bodyFactorRequired)
-		return
-	case err != nil:
-		s.storeFailure(w, "changing second factors", err)
+	if s.answerErr(w, err, "changing second factors", errAnswer{mfa.ErrNoPasskey, http.StatusNotFound, bodyNoSuchPasskey}, errMustKeepFactor) {
 		return
 	}
 	s.logger.Info("second factor removed", zap.Int64("user_id", u.ID), zap.String("username", u.Username), zap.String("method", mfa.MethodPasskey))
@@ -577,18 +561,8 @@ func (s *SessionAuth) passkeyLoginBegin(w http.ResponseWriter, r *http.Request, 
 		st = &mfa.State{Purpose: mfa.PurposePasskeyLogin}
 	}
 	assertion, sd, err := svc.BeginLogin(r.Context(), rp, st.UserID)
-	switch {
-	case errors.Is(err, mfa.ErrNoPasskey):
-		writeJSON(w, http.StatusBadRequest, detailError(http.StatusBadRequest, "You have no passkey for this site: use a code.").body)
-		return
-	case errors.Is(err, mfa.ErrPasskeysUnavailable):
-		writeJSON(w, http.StatusBadRequest, bodyPasskeysHere)
-		return
-	case errors.Is(err, users.ErrNotFound):
-		writeJSON(w, http.StatusBadRequest, bodyNoPendingLogin)
-		return
-	case err != nil:
-		s.storeFailure(w, "reading second factors", err)
+	if s.answerErr(w, err, "reading second factors", errAnswer{mfa.ErrNoPasskey, http.StatusBadRequest, bodyNoPasskeyHere}, errPasskeysHere,
+		errAnswer{users.ErrNotFound, http.StatusBadRequest, bodyNoPendingLogin}) {
 		return
 	}
 	st.WebAuthn = sd
