@@ -113,6 +113,17 @@ func (s *SessionAuth) mfaService(w http.ResponseWriter, r *http.Request) *mfa.Se
 	return svc
 }
 
+// passkeyService is the request's relying party and the mfa.Service, or
+// a nil service if it answered: 400 where passkeys cannot work, 503.
+func (s *SessionAuth) passkeyService(w http.ResponseWriter, r *http.Request) (mfa.RP, *mfa.Service) {
+	rp, ok := s.relyingParty(r)
+	if !ok {
+		writeJSON(w, http.StatusBadRequest, bodyPasskeysHere)
+		return rp, nil
+	}
+	return rp, s.mfaService(w, r)
+}
+
 // awaitSecondFactor is login's step after a right password: for a user
 // with a second factor it answers "mfa_required" with the pending state
 // cookie and returns true.
@@ -455,12 +466,7 @@ func (s *SessionAuth) passkeyRegisterBegin(w http.ResponseWriter, r *http.Reques
 	if _, ok := s.withPassword(w, r, u); !ok {
 		return
 	}
-	rp, ok := s.relyingParty(r)
-	if !ok {
-		writeJSON(w, http.StatusBadRequest, bodyPasskeysHere)
-		return
-	}
-	svc := s.mfaService(w, r)
+	rp, svc := s.passkeyService(w, r)
 	if svc == nil {
 		return
 	}
@@ -490,12 +496,7 @@ func (s *SessionAuth) passkeyRegisterFinish(w http.ResponseWriter, r *http.Reque
 		return
 	}
 	u := auth.who.user
-	rp, ok := s.relyingParty(r)
-	if !ok {
-		writeJSON(w, http.StatusBadRequest, bodyPasskeysHere)
-		return
-	}
-	svc := s.mfaService(w, r)
+	rp, svc := s.passkeyService(w, r)
 	if svc == nil {
 		return
 	}
@@ -547,12 +548,7 @@ func (s *SessionAuth) removePasskey(w http.ResponseWriter, r *http.Request, auth
 // login (the password was right), an assertion for that user's passkeys;
 // without, one for any discoverable passkey (sign-in without a password).
 func (s *SessionAuth) passkeyLoginBegin(w http.ResponseWriter, r *http.Request, _ authResult) {
-	rp, ok := s.relyingParty(r)
-	if !ok {
-		writeJSON(w, http.StatusBadRequest, bodyPasskeysHere)
-		return
-	}
-	svc := s.mfaService(w, r)
+	rp, svc := s.passkeyService(w, r)
 	if svc == nil {
 		return
 	}
@@ -587,14 +583,11 @@ func (s *SessionAuth) passkeyLoginFinish(w http.ResponseWriter, r *http.Request,
 		writeJSON(w, derr.status, derr.body)
 		return
 	}
-	rp, ok := s.relyingParty(r)
-	if !ok {
-		writeJSON(w, http.StatusBadRequest, bodyPasskeysHere)
-		return
-	}
-	svc := s.mfaService(w, r)
+	rp, svc := s.passkeyService(w, r)
 	if svc == nil {
-		result = resultError
+		if rp.ID != "" { // the users backend failed (503)
+			result = resultError
+		}
 		return
 	}
 	st, ok := s.openState(r, svc.Keys, mfa.PurposeLogin, mfa.PurposePasskeyLogin)
