@@ -393,3 +393,33 @@ func TestBrowserTwoFactorRequired(t *testing.T) {
 		b.landOnApp("/app/ledger", "carol")
 	})
 }
+
+// Without JavaScript the code step works too: the password form posts,
+// the page comes back asking for the code (the pending login's cookie
+// set), and the code form posts to the page.
+func TestBrowserSecondStepWithoutJavaScript(t *testing.T) {
+	browser := chromiumPath(t)
+	s := startSite(t, "", "login_redirect")
+	secret, _ := s.enrolTOTP(t, s.newUser(t, "dora"))
+	ctx := browserContext(t, browser, chromedp.Flag("blink-settings", "scriptEnabled=false"))
+	b := &mfaBrowser{t: t, s: s, ctx: ctx, base: s.base}
+	id := func(s string) chromedp.ID { return chromedp.ID(s) }
+
+	b.do("protected page", chromedp.Navigate(s.base+"/orders?id=9"))
+	b.signInWithPassword("dora")
+	b.do("asked for the code", chromedp.WaitVisible(id("mfa-code")))
+	if b.visible("signin-form") || b.visible("mfa-passkey") {
+		t.Error("without JavaScript the code step shows the password form or a passkey button")
+	}
+	screenshotter(t, ctx, "nojs-mfa-1-code")
+	wrong := "000000"
+	if totpCode(t, secret, time.Now()) == wrong || totpCode(t, secret, time.Now().Add(30*time.Second)) == wrong {
+		wrong = "999999"
+	}
+	b.do("a wrong code", chromedp.SendKeys(id("mfa-code"), wrong), chromedp.Click(id("mfa-submit")), chromedp.WaitVisible(id("error")))
+	if e := b.text("error"); e != "Code: invalid code." || !b.visible("mfa-code") {
+		t.Errorf("wrong code without JavaScript: %q", e)
+	}
+	b.do("the right code", chromedp.SendKeys(id("mfa-code"), totpCode(t, secret, time.Now().Add(30*time.Second))), chromedp.Click(id("mfa-submit")))
+	b.landOnApp("/orders", "dora")
+}
