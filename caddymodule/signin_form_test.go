@@ -212,7 +212,7 @@ func TestAccountPage(t *testing.T) {
 		!strings.Contains(body, `<form id="signin-form" method="post">`) {
 		t.Errorf("code without a pending login: %d\n%s", r.StatusCode, body)
 	}
-	r = form(url.Values{"op": {"mfa"}, "code": {totpCode(t, secret, time.Now().Add(30 * time.Second))}, "next": {"/ledger"}}, pending)
+	r = form(url.Values{"op": {"mfa"}, "code": {totpCode(t, secret, time.Now().Add(30*time.Second))}, "next": {"/ledger"}}, pending)
 	if r.StatusCode != 303 || r.Header.Get("Location") != "/ledger" || r.cookie("sessionid") == nil {
 		t.Fatalf("right code: %d %q %s", r.StatusCode, r.Header.Get("Location"), r.body)
 	}
