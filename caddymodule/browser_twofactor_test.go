@@ -205,6 +205,23 @@ func (b *mfaBrowser) enrolTOTP() (string, []string) {
 	return secret, codes
 }
 
+// wrongCode is a 6-digit code that secret's steps around now do not give.
+func wrongCode(t *testing.T, secret string) string {
+	for _, c := range []string{"000000", "999999", "123123"} {
+		ok := true
+		for _, d := range []time.Duration{-30 * time.Second, 0, 30 * time.Second, 60 * time.Second} {
+			if totpCode(t, secret, time.Now().Add(d)) == c {
+				ok = false
+			}
+		}
+		if ok {
+			return c
+		}
+	}
+	t.Fatal("no wrong code")
+	return ""
+}
+
 // A passkey: added on the account page after signing in with the
 // password, then used to sign in with no password at all, and as the
 // second step after the password; then removed.
@@ -332,11 +349,7 @@ func TestBrowserTOTP(t *testing.T) {
 		}
 		b.shots("totp-4-code-step")
 		// A wrong code: said in words, the code form stays.
-		wrong := "000000"
-		if totpCode(t, secret, time.Now()) == wrong || totpCode(t, secret, time.Now().Add(30*time.Second)) == wrong {
-			wrong = "999999"
-		}
-		b.do("a wrong code", chromedp.SendKeys(id("mfa-code"), wrong), chromedp.Click(id("mfa-submit")), chromedp.WaitVisible(id("error")))
+		b.do("a wrong code", chromedp.SendKeys(id("mfa-code"), wrongCode(t, secret)), chromedp.Click(id("mfa-submit")), chromedp.WaitVisible(id("error")))
 		if e := b.text("error"); e != "Code: invalid code." || !b.visible("mfa-code") {
 			t.Errorf("wrong code: %q", e)
 		}
@@ -412,11 +425,7 @@ func TestBrowserSecondStepWithoutJavaScript(t *testing.T) {
 		t.Error("without JavaScript the code step shows the password form or a passkey button")
 	}
 	screenshotter(t, ctx, "nojs-mfa-1-code")
-	wrong := "000000"
-	if totpCode(t, secret, time.Now()) == wrong || totpCode(t, secret, time.Now().Add(30*time.Second)) == wrong {
-		wrong = "999999"
-	}
-	b.do("a wrong code", chromedp.SendKeys(id("mfa-code"), wrong), chromedp.Click(id("mfa-submit")), chromedp.WaitVisible(id("error")))
+	b.do("a wrong code", chromedp.SendKeys(id("mfa-code"), wrongCode(t, secret)), chromedp.Click(id("mfa-submit")), chromedp.WaitVisible(id("error")))
 	if e := b.text("error"); e != "Code: invalid code." || !b.visible("mfa-code") {
 		t.Errorf("wrong code without JavaScript: %q", e)
 	}
