@@ -52,6 +52,10 @@
     });
     return out.join("\n") || "Something went wrong; try again.";
   }
+  // A wrong code: its field emptied for the next one.
+  function retry(field, data) {
+    if (data.code) { $(field).value = ""; $(field).focus(); }
+  }
   function say(id, text) { $(id).textContent = text || ""; $(id).hidden = !text; }
   function clear() { say("error"); say("notice"); }
   function failed() { say("error", "Network error, try again."); }
@@ -196,7 +200,7 @@
     clear();
     call("POST", "/2fa/totp/confirm/", { code: $("totp-code").value.trim() }).then(function (r) {
       if (!answered(r)) { return; }
-      if (r.status !== 200) { say("error", messages(r.data)); return; }
+      if (r.status !== 200) { say("error", messages(r.data)); retry("totp-code", r.data); return; }
       closeForms();
       say("notice", "The authenticator app is on: sign-ins ask for its code.");
       showCodes(r.data.recovery_codes);
@@ -222,7 +226,7 @@
     clear();
     call("POST", "/2fa/totp/disable/", { password: $("totp-disable-password").value, code: $("totp-disable-code").value.trim() }).then(function (r) {
       if (!answered(r)) { return; }
-      if (r.status !== 200) { say("error", messages(r.data)); return; }
+      if (r.status !== 200) { say("error", messages(r.data)); retry("totp-disable-code", r.data); return; }
       closeForms();
       say("notice", "The authenticator app is off; its recovery codes no longer work.");
       return load();

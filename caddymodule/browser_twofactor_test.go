@@ -371,6 +371,49 @@ func TestBrowserTOTP(t *testing.T) {
 		if s := b.text("totp-status"); s != "On. 9 recovery codes left." {
 			t.Errorf("after a recovery code: %q", s)
 		}
+
+		// New recovery codes (the password again), shown once.
+		b.do("new recovery codes",
+			chromedp.Click(id("codes-start")),
+			chromedp.WaitVisible(id("codes-form")),
+			chromedp.SendKeys(id("codes-password"), strongPassword),
+			chromedp.Click(id("codes-submit")),
+			chromedp.WaitVisible(id("codes")),
+		)
+		fresh, _ := b.eval("new codes", `Array.prototype.map.call(document.querySelectorAll("#codes-list li"), function(li){return li.textContent;})`).([]any)
+		if len(fresh) != 10 || strings.Contains(b.text("codes-list"), codes[4]) {
+			t.Fatalf("new recovery codes: %v", fresh)
+		}
+		b.do("codes saved", chromedp.Click(id("codes-done")), chromedp.WaitVisible(id("totp-actions")))
+		if s := b.text("totp-status"); s != "On. 10 recovery codes left." {
+			t.Errorf("after new codes: %q", s)
+		}
+		// Turned off (the password and a code: the app's codes of this
+		// minute are spent, so one of the new recovery codes), sign-in is
+		// one step again.
+		b.do("turn TOTP off",
+			chromedp.Click(id("totp-disable-start")),
+			chromedp.WaitVisible(id("totp-disable-form")),
+			chromedp.SendKeys(id("totp-disable-password"), strongPassword),
+			chromedp.SendKeys(id("totp-disable-code"), wrongCode(t, secret)),
+			chromedp.Click(id("totp-disable-submit")),
+			chromedp.WaitVisible(id("error")),
+		)
+		if e := b.text("error"); e != "Code: invalid code." || !b.visible("totp-disable-form") {
+			t.Errorf("turning off with a wrong code: %q", e)
+		}
+		b.do("turn TOTP off",
+			chromedp.SendKeys(id("totp-disable-code"), fresh[0].(string)),
+			chromedp.Click(id("totp-disable-submit")),
+			chromedp.WaitVisible(id("totp-start")),
+		)
+		if s := b.text("totp-status"); !strings.HasPrefix(s, "Off.") {
+			t.Errorf("after turning off: %q", s)
+		}
+		b.signOut()
+		b.do("protected page", chromedp.Navigate(b.base+"/app/plain"))
+		b.signInWithPassword("bob")
+		b.landOnApp("/app/plain", "bob")
 	})
 }
 

@@ -172,6 +172,8 @@
       "Enter one of your recovery codes.";
     $("mfa-passkey-part").hidden = !pk;
     $("mfa-passkey-or").hidden = !code;
+    $("mfa-passkey-hint").hidden = code;
+    $("mfa-passkey").className = code ? "secondary" : "";
     $("mfa-code").value = "";
     show("mfa-form");
     if (!code && !pk) {
