@@ -447,6 +447,26 @@ func TestBrowserTwoFactorRequired(t *testing.T) {
 		b.shots("required-2-enrolled")
 		b.do("continue", chromedp.Click(id("continue")))
 		b.landOnApp("/app/ledger", "carol")
+
+		// With both factors, the second step offers the code and the passkey.
+		b.do("add a passkey too",
+			chromedp.Navigate(b.base+"/api/account/"),
+			chromedp.WaitVisible(id("passkey-start")),
+			chromedp.Click(id("passkey-start")),
+			chromedp.SendKeys(id("passkey-password"), strongPassword),
+			chromedp.Click(id("passkey-submit")),
+			chromedp.WaitVisible(chromedp.CSS("#passkey-list li")),
+		)
+		if list := b.text("passkey-list"); !strings.Contains(list, "Passkey") {
+			t.Errorf("an unnamed passkey is listed as %q", list)
+		}
+		b.signOut()
+		b.do("protected page", chromedp.Navigate(b.base+"/app/journal"))
+		b.signInWithPassword("carol")
+		b.do("second step", chromedp.WaitVisible(id("mfa-code")), chromedp.WaitVisible(id("mfa-passkey")))
+		b.shots("required-3-both-factors")
+		b.do("use the passkey", chromedp.Click(id("mfa-passkey")))
+		b.landOnApp("/app/journal", "carol")
 	})
 }
 
