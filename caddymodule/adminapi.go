@@ -42,6 +42,7 @@ func init() {
 //	POST /session-auth/end-sessions    userRequest
 //	POST /session-auth/verify-email    userRequest
 //	POST /session-auth/update-user     updateUserRequest
+//	POST /session-auth/reset-2fa       userRequest
 //	GET  /session-auth/backup          the users database, a bbolt file (backup.go)
 //
 // Each takes ?users_db=<path or URL> to choose among several open users databases.
@@ -151,6 +152,9 @@ var adminOps = map[string]adminOp{
 	"update-user": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r updateUserRequest) (any, error) {
 		return ua.updateUser(ctx, r) // updateuser.go
 	})},
+	"reset-2fa": {http.MethodPost, decodeInto(func(ctx context.Context, ua storeAdmin, r userRequest) (any, error) {
+		return ua.resetSecondFactor(ctx, r)
+	})},
 	"rotate-key": {http.MethodPost, func(ctx context.Context, ua storeAdmin, body []byte) (any, error) {
 		if b := bytes.TrimSpace(body); len(b) > 0 && string(b) != "{}" {
 			return nil, badRequest("rotate-key takes no parameters (an empty body or {})")
@@ -225,9 +229,14 @@ func (a *adminAPI) audit(op string, result any) {
 // auditEvent writes the security event of an admin API change on the
 // audit logger (http.handlers.session_auth.audit), as the handlers write
 // theirs: user_created, user_changed (with change, the operation) or
-// user_deleted, with actor admin_api and the caller's address.
+// user_deleted, with actor admin_api and the caller's address; reset-2fa
+// writes mfa_disabled (auditReset2FA).
 func (a *adminAPI) auditEvent(op string, result any, r *http.Request) {
 	res, ok := result.(*userResult)
+	if ok && op == "reset-2fa" {
+		a.auditReset2FA(res, r)
+		return
+	}
 	if !ok || !res.Changed {
 		if ir, ok := result.(*importResult); ok && ir.Imported > 0 {
 			a.auditLog.Info(auditUserCreated, zap.String("event", auditUserCreated),
@@ -252,6 +261,22 @@ func (a *adminAPI) auditEvent(op string, result any, r *http.Request) {
 		fields = append(fields, zap.String("group", res.group))
 	}
 	a.auditLog.Info(event, fields...)
+}
+
+// auditReset2FA writes reset-2fa's event: mfa_disabled with reason reset
+// and what was removed, or, for a user who had no factor, user_changed
+// (their sessions ended all the same).
+func (a *adminAPI) auditReset2FA(res *userResult, r *http.Request) {
+	fields := []zap.Field{zap.Int64("user_id", res.User.ID), zap.String("username", res.User.Username),
+		zap.String("actor", "admin_api"), zap.String("remote_addr", r.RemoteAddr)}
+	if len(res.Removed) == 0 {
+		fields = append([]zap.Field{zap.String("event", auditUserChanged)}, append(fields, zap.String("change", "reset-2fa"))...)
+		a.auditLog.Info(auditUserChanged, fields...)
+		return
+	}
+	fields = append([]zap.Field{zap.String("event", auditMFADisabled)}, append(fields,
+		zap.String("reason", "reset"), zap.Strings("removed", res.Removed))...)
+	a.auditLog.Info(auditMFADisabled, fields...)
 }
 
 // adminWait bounds an admin request's work (a hash waits for a slot that

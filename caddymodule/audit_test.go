@@ -1,10 +1,7 @@
 package caddymodule_test
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,44 +19,8 @@ import (
 // through the admin API for user_created, user_changed and user_deleted.
 func TestAuditLog(t *testing.T) {
 	mail := testsmtp.Start(t, testsmtp.Plain)
-	dir := t.TempDir()
-	logPath := filepath.Join(dir, "audit.log")
-	s := &site{t: t, dbPath: filepath.Join(dir, "users.db"), upstream: echoUpstream(t), port: freePort(t),
-		client: &http.Client{Timeout: time.Minute, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
-	s.base = fmt.Sprintf("http://127.0.0.1:%d", s.port)
-	cfg := fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	persist_config off
-	storage file_system %s
-	log audit {
-		output file %s
-		format json
-		include http.handlers.session_auth.audit
-	}
-}
-http://127.0.0.1:%d {
-	session_auth {
-		users_db %s
-		hash_concurrency 4
-		register_throttle off
-		login_throttle 3 100 1m 1m
-		smtp %s
-		email_from noreply@example.com
-		email_verification mandatory
-	}
-	reverse_proxy %s
-}
-`, freePort(t), filepath.Join(os.Getenv("XDG_DATA_HOME"), "caddy"), logPath, s.port, s.dbPath, mail.URL(),
-		strings.TrimPrefix(s.upstream.URL, "http://"))
-	caddyfile := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(caddyfile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s.load(cfg)
-	t.Cleanup(func() {
-		_ = caddy.Load([]byte(`{"admin":{"disabled":true}}`), true)
-		_ = caddy.Stop()
-	})
+	s, logPath, caddyfile, _ := startAuditedSite(t, siteConfig{extra: "register_throttle off\nlogin_throttle 3 100 1m 1m\nsmtp " + mail.URL() +
+		"\nemail_from noreply@example.com\nemail_verification mandatory"}, "")
 	l := &cliLog{t: t}
 	via := []string{"--config", caddyfile}
 	secrets := []string{strongPassword, "N3w-Secret-Words", "Op3rator-Secret-Words"}
@@ -138,48 +99,59 @@ http://127.0.0.1:%d {
 		},
 		"user_deleted": func(e map[string]any) bool { return e["username"] == "opal" && e["actor"] == "admin_api" },
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		raw, err := os.ReadFile(logPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, sec := range secrets {
-			if strings.Contains(string(raw), sec) {
-				t.Fatalf("the audit log holds a secret (%.6s…)", sec)
-			}
-		}
-		seen := map[string]bool{}
-		sc := bufio.NewScanner(strings.NewReader(string(raw)))
-		for sc.Scan() {
-			var e map[string]any
-			if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-				t.Fatalf("not a JSON line: %q", sc.Text())
-			}
-			if e["logger"] != "http.handlers.session_auth.audit" {
-				t.Fatalf("line from logger %v", e["logger"])
-			}
-			name, _ := e["event"].(string)
-			if reason, ok := e["reason"].(string); ok {
-				name += "/" + reason
-			}
-			if check, ok := want[name]; ok && check(e) {
-				seen[name] = true
-			}
-		}
-		var missing []string
-		for name := range want {
-			if !seen[name] {
-				missing = append(missing, name)
-			}
-		}
-		if len(missing) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("events missing from the audit log: %v\n%s", missing, raw)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitAudit(t, logPath, want, secrets)
 	l.assertNoSecrets(secrets...)
+}
+
+// startAuditedSite starts a site like startCustomSite's whose audit
+// logger writes to a file (JSON lines), with the admin API on loopback
+// for the CLI, and more site blocks if given. It returns the site, the
+// log's path, the Caddyfile's path (for the CLI's --config) and its text
+// (to load it again).
+func startAuditedSite(t *testing.T, c siteConfig, moreSites string) (s *site, logPath, caddyfile, cfg string) {
+	t.Helper()
+	dir := t.TempDir()
+	logPath = filepath.Join(dir, "audit.log")
+	s = &site{t: t, dbPath: filepath.Join(dir, "users.db"), upstream: echoUpstream(t), port: freePort(t), client: newTestClient()}
+	if c.usersDB != "" {
+		s.dbPath = c.usersDB
+	}
+	s.base = fmt.Sprintf("http://127.0.0.1:%d", s.port)
+	lines := []string{"users_db " + s.dbPath, "hash_concurrency 4"}
+	if c.redisURL != "" {
+		lines = append(lines, "redis "+c.redisURL)
+	}
+	for _, l := range strings.Split(c.extra, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	cfg = fmt.Sprintf(`{
+	admin 127.0.0.1:%d
+	persist_config off
+	storage file_system %s
+	log audit {
+		output file %s
+		format json
+		include http.handlers.session_auth.audit
+	}
+}
+http://127.0.0.1:%d {
+	session_auth {
+		%s
+	}
+	reverse_proxy %s
+}
+%s`, freePort(t), filepath.Join(os.Getenv("XDG_DATA_HOME"), "caddy"), logPath, s.port, strings.Join(lines, "\n\t\t"),
+		strings.TrimPrefix(s.upstream.URL, "http://"), moreSites)
+	caddyfile = filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(caddyfile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.load(cfg)
+	t.Cleanup(func() {
+		_ = caddy.Load([]byte(`{"admin":{"disabled":true}}`), true)
+		_ = caddy.Stop()
+	})
+	return s, logPath, caddyfile, cfg
 }

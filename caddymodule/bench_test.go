@@ -343,3 +343,16 @@ func BenchmarkGatePermissions(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGateTwoFactorPolicy is BenchmarkGate under `two_factor required
+// group:ops` for a user outside ops: the policy's cost on every request
+// (the user's groups, no store read; a session flag only for named users).
+func BenchmarkGateTwoFactorPolicy(b *testing.B) {
+	s := newBenchSiteWith(b, "", 0, func(h *caddymodule.SessionAuth) {
+		h.TwoFactor = &caddymodule.TwoFactor{Policy: "required", Who: []string{"group:ops"}}
+	})
+	r, w := caddyRequest("GET", "/app/page?q=1")
+	r.Header.Set("Cookie", "sessionid="+s.sessionID+"; csrftoken="+s.csrfCookie)
+	r.Header.Set("Accept", "text/html")
+	s.serveLoop(b, r, w, http.StatusOK)
+}

@@ -64,7 +64,8 @@ Every subcommand works in one of two ways:
 Usernames and emails get the same normalisation and validation as
 registration through the API; passwords go through the same validators
 (--force sets a refused password anyway, with a warning). Changing a
-password, deactivating and deleting a user end all of that user's sessions.
+password, deactivating, deleting a user and resetting their second factors
+end all of that user's sessions.
 Passwords are never taken from the command line: they are read, without
 echo, from the terminal, or with --password-stdin from the first line of
 standard input. No password or hash is ever printed.
@@ -86,7 +87,7 @@ func configureCommand(cmd *cobra.Command) {
 	for _, sub := range []*cobra.Command{
 		createUserCommand(), setPasswordCommand(),
 		setActiveCommand(false), setActiveCommand(true),
-		deleteUserCommand(), listUsersCommand(), importDjangoCommand(), unbanCommand(),
+		deleteUserCommand(), reset2FACommand(), listUsersCommand(), importDjangoCommand(), unbanCommand(),
 		groupCommand(true), groupCommand(false), rotateKeyCommand(), // groupadmin.go
 		listSessionsCommand(), endSessionsCommand(), verifyEmailCommand(), // sessionadmin.go
 		copyUsersCommand(), // copyusers.go
@@ -245,6 +246,37 @@ reused for new users. To keep the account but refuse logins, use
 	return c
 }
 
+func reset2FACommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "reset-2fa --username NAME",
+		Short: "Removes a user's second factors and ends their sessions",
+		Long: `
+Removes all of a user's second factors (TOTP, passkeys) and recovery
+codes, and ends all of their sessions: their next login asks for the
+password only (with two_factor required, they must then enrol again).
+For a user who lost their authenticator, or whose factor is compromised.
+`,
+		Example: `  caddy session-auth reset-2fa --config Caddyfile --username alice`,
+	}
+	c.Flags().String("username", "", "Username (required; matched regardless of case)")
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		return withAdmin(cmd, false, func(ctx context.Context, ua userAdmin) error {
+			res, err := ua.resetSecondFactor(ctx, userRequest{Username: flagString(cmd, "username")})
+			if err != nil {
+				return err
+			}
+			if len(res.Removed) > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "removed the second factors of %q (id %d): %s; their sessions have ended\n",
+					res.User.Username, res.User.ID, strings.Join(res.Removed, ", "))
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "%q (id %d) had no second factor; their sessions have ended\n", res.User.Username, res.User.ID)
+			}
+			return nil
+		})
+	}
+	return c
+}
+
 func unbanCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "unban --username NAME",
@@ -287,8 +319,9 @@ func listUsersCommand() *cobra.Command {
 		Long: `
 Lists the users by id, as a table or, with --json, as a JSON array of
 objects with id, username, email, is_active, is_superuser, is_staff,
-date_joined and last_login (RFC 3339 in UTC; null if never logged in) and
-groups (an array of names).
+date_joined and last_login (RFC 3339 in UTC; null if never logged in),
+groups (an array of names) and second_factors (what the user has, e.g.
+["totp", "2 passkeys"]; [] when none; the table's 2FA column).
 `,
 		Example: `  caddy session-auth list-users --config Caddyfile
   caddy session-auth list-users --db ./data/users.db --json | jq -r '.[].username'`,
@@ -409,9 +442,9 @@ func printWarnings(cmd *cobra.Command, warnings []string) {
 	}
 }
 
-func printTable(w io.Writer, list []userInfo) error {
+func printTable(w io.Writer, list []userListEntry) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tACTIVE\tSUPERUSER\tSTAFF\tJOINED (UTC)\tLAST LOGIN (UTC)\tGROUPS")
+	fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tACTIVE\tSUPERUSER\tSTAFF\tJOINED (UTC)\tLAST LOGIN (UTC)\tGROUPS\t2FA")
 	yes := func(b bool) string {
 		if b {
 			return "yes"
@@ -428,8 +461,12 @@ func printTable(w io.Writer, list []userInfo) error {
 		if groups == "" {
 			groups = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.ID, u.Username, u.Email,
-			yes(u.IsActive), yes(u.IsSuperuser), yes(u.IsStaff), u.DateJoined.Format(layout), last, groups)
+		factors := strings.Join(u.SecondFactors, ", ")
+		if factors == "" {
+			factors = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.ID, u.Username, u.Email,
+			yes(u.IsActive), yes(u.IsSuperuser), yes(u.IsStaff), u.DateJoined.Format(layout), last, groups, factors)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -663,19 +700,23 @@ func (c adminClient) deleteUser(_ context.Context, r userRequest) (*userResult, 
 	return callFor[userResult](c, http.MethodPost, "delete-user", r)
 }
 
-func (c adminClient) listUsers(context.Context) ([]userInfo, error) {
-	list, err := callFor[[]userInfo](c, http.MethodGet, "users", nil)
+func (c adminClient) listUsers(context.Context) ([]userListEntry, error) {
+	list, err := callFor[[]userListEntry](c, http.MethodGet, "users", nil)
 	if err != nil {
 		return nil, err
 	}
 	if *list == nil {
-		return []userInfo{}, nil
+		return []userListEntry{}, nil
 	}
 	return *list, nil
 }
 
 func (c adminClient) importUsers(_ context.Context, r importRequest) (*importResult, error) {
 	return callFor[importResult](c, http.MethodPost, "import-django", r)
+}
+
+func (c adminClient) resetSecondFactor(_ context.Context, r userRequest) (*userResult, error) {
+	return callFor[userResult](c, http.MethodPost, "reset-2fa", r)
 }
 
 func (c adminClient) unban(_ context.Context, r userRequest) (*userResult, error) {

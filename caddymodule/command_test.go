@@ -176,7 +176,7 @@ func TestCommandRegistered(t *testing.T) {
 	}
 	l := &cliLog{t: t}
 	for _, sub := range []string{"create-user", "set-password", "deactivate", "activate", "delete-user", "list-users", "import-django",
-		"add-to-group", "remove-from-group", "rotate-key"} {
+		"add-to-group", "remove-from-group", "rotate-key", "reset-2fa"} {
 		r := l.ok("", sub, "--help")
 		if !strings.Contains(r.stdout, "Usage:") || !strings.Contains(r.stdout, "--db") || !strings.Contains(r.stdout, "--config") {
 			t.Errorf("%s --help:\n%s", sub, r.stdout)
@@ -261,8 +261,8 @@ func testCLIUsersWithDB(t *testing.T, dbPath string) {
 		t.Errorf("bob = %v", bob)
 	}
 	for _, u := range list {
-		if len(u) != 10 || mustJSON(u["groups"]) != "[]" || u["email_verified"] != false {
-			t.Errorf("list-users --json object has %d keys, want 10 (groups [], email_verified false): %v", len(u), u)
+		if len(u) != 11 || mustJSON(u["groups"]) != "[]" || u["email_verified"] != false || mustJSON(u["second_factors"]) != "[]" {
+			t.Errorf("list-users --json object has %d keys, want 11 (groups [], email_verified false, second_factors []): %v", len(u), u)
 		}
 	}
 	table := l.ok("", append([]string{"list-users"}, db...)...).stdout

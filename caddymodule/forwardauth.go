@@ -44,6 +44,10 @@ func (s *SessionAuth) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := auth.who.user
+	if s.needsEnrolment(auth.who) {
+		writeJSON(w, http.StatusForbidden, bodyEnrolmentRequired)
+		return
+	}
 	if !s.rules.AllowsTarget(u, original, forwardedTarget(r), r.Header) {
 		writeJSON(w, http.StatusForbidden, bodyPermissionDenied)
 		return

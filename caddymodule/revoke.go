@@ -96,6 +96,9 @@ func (s *SessionAuth) changePassword(w http.ResponseWriter, r *http.Request, aut
 		s.sessions.Put(fresh, keyUserID, u.ID)
 		s.sessions.Put(fresh, keyEpoch, epoch)
 		s.sessions.Put(fresh, keyCSRF, auth.who.csrfSecret)
+		if s.sessions.GetBool(auth.who.ctx, keyMFA) {
+			s.sessions.Put(fresh, keyMFA, true) // the second factor proved at login still holds
+		}
 		token, expiry, err = s.sessions.Commit(fresh)
 		return err
 	})

@@ -633,7 +633,13 @@ func (s *SessionAuth) passkeyLoginBegin(w http.ResponseWriter, r *http.Request, 
 		return
 	}
 	st.WebAuthn = sd
-	s.sealState(w, r, svc.Keys, st)
+	if pending {
+		// The pending login keeps its expiry: beginning a ceremony again
+		// and again must not keep a right password's state alive.
+		s.setStateCookie(w, r, svc.Keys.SealState(st), max(1, int(time.Until(st.Expires)/time.Second)))
+	} else {
+		s.sealState(w, r, svc.Keys, st)
+	}
 	writeValue(w, http.StatusOK, assertion)
 }
 
@@ -726,21 +732,22 @@ func (s *SessionAuth) passkeyLoginFinish(w http.ResponseWriter, r *http.Request,
 	result = s.completeLogin(w, r, u, true, mfa.MethodPasskey)
 }
 
-// readJSONBody reads a JSON body (a WebAuthn response) whole, within limit.
+// readJSONBody reads a JSON body (a WebAuthn response) whole, within
+// limit, with readData's answers for what it refuses.
 func readJSONBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *decodeError) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		return nil, detailError(http.StatusUnsupportedMediaType, `Unsupported media type "`+r.Header.Get("Content-Type")+`" in request.`)
+	ctype := r.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ctype); err != nil || mt != "application/json" {
+		return nil, unsupported(ctype)
+	}
+	if r.ContentLength > limit {
+		return nil, tooLarge(limit)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, detailError(http.StatusRequestEntityTooLarge, "Request body too large.")
-		}
-		return nil, detailError(http.StatusBadRequest, "JSON parse error - could not read the body.")
+		return nil, readFailure(err, limit)
 	}
 	if !json.Valid(body) {
-		return nil, detailError(http.StatusBadRequest, "JSON parse error - the body is not valid JSON.")
+		return nil, parseError("the body is not valid JSON.")
 	}
 	return body, nil
 }

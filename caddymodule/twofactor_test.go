@@ -1,6 +1,7 @@
 package caddymodule_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -259,7 +260,7 @@ func TestTwoFactorRequired(t *testing.T) {
 			t.Fatalf("login body %s lacks mfa_enrolment_required", r.body)
 		}
 		const refused = `{"detail":"Two-factor enrolment required."}`
-		for _, q := range []req{{method: "GET", path: "/app"}, {method: "GET", path: "/api/sessions/"},
+		for _, q := range []req{{method: "GET", path: "/app"}, {method: "GET", path: "/api/sessions/"}, {method: "GET", path: "/api/auth/"},
 			{method: "POST", path: "/api/password/", body: `{}`, csrf: true}} {
 			q.session = limited
 			if r := s.do(t, q); r.StatusCode != 403 || string(r.body) != refused {
@@ -292,6 +293,14 @@ func TestTwoFactorRequired(t *testing.T) {
 		// The next login needs the code and gives a full session.
 		full := sessionOf(t, s.codeStep(t, s.passwordStep(t, "ada", "totp", "recovery_code"), codes[1]))
 		assertThrough(t, "after a second-factor login", s.do(t, req{method: "GET", path: "/app", session: full}))
+		// A password change keeps the session that goes on a full one.
+		r = s.do(t, req{method: "POST", path: "/api/password/", session: full, csrf: true,
+			body: jsonBody(map[string]string{"old_password": strongPassword, "new_password": "N3w-Secret-Words", "new_password2": "N3w-Secret-Words"})})
+		if r.StatusCode != 200 {
+			t.Fatalf("password change: %d %s", r.StatusCode, r.body)
+		}
+		full.id = r.cookie("sessionid").Value
+		assertThrough(t, "after a password change", s.do(t, req{method: "GET", path: "/app", session: full}))
 	})
 }
 
@@ -330,4 +339,29 @@ func adaptAndValidate(t *testing.T, lines string) error {
 		return err
 	}
 	return caddy.Stop()
+}
+
+// TestDjangoUsersSecondFactor: with django_users, a user's factors are
+// kept in the sidecar's own side table (Django's tables untouched), the
+// two-step login works, and a user Django deletes takes them along.
+func TestDjangoUsersSecondFactor(t *testing.T) {
+	pg := testpg.New(t)
+	dj := newDjangoShared(t, pg)
+	s := startCustomSite(t, siteConfig{usersDB: pg.URL, redisURL: testredis.Start(t).URL(),
+		extra: "django_users\npbkdf2_iterations 30000\n" + throttlesOff})
+	sess := s.newUser(t, "dora")
+	secret, codes := s.enrolTOTP(t, sess)
+	conn := pg.Conn(t)
+	ctx := context.Background()
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM session_auth_django_factors f JOIN auth_user u ON u.id = f.user_id WHERE u.username = 'dora'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("factors in the side table: %d %v", n, err)
+	}
+	full := sessionOf(t, s.codeStep(t, s.passwordStep(t, "dora", "totp", "recovery_code"), totpCode(t, secret, time.Now().Add(30*time.Second))))
+	assertThrough(t, "Django user after the second factor", s.do(t, req{method: "GET", path: "/app", session: full}))
+	sessionOf(t, s.codeStep(t, s.passwordStep(t, "dora", "totp", "recovery_code"), codes[0]))
+	dj.shell(`User.objects.get(username="dora").delete()`)
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM session_auth_django_factors`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("factors left after Django deleted the user: %d %v", n, err)
+	}
 }

@@ -24,7 +24,7 @@ type userAdmin interface {
 	setPassword(ctx context.Context, r setPasswordRequest) (*userResult, error)
 	setActive(ctx context.Context, r userRequest, active bool) (*userResult, error)
 	deleteUser(ctx context.Context, r userRequest) (*userResult, error)
-	listUsers(ctx context.Context) ([]userInfo, error)
+	listUsers(ctx context.Context) ([]userListEntry, error)
 	importUsers(ctx context.Context, r importRequest) (*importResult, error)
 	unban(ctx context.Context, r userRequest) (*userResult, error)
 	// groupadmin.go
@@ -36,6 +36,7 @@ type userAdmin interface {
 	endSessions(ctx context.Context, r userRequest) (*userResult, error)
 	setEmailVerified(ctx context.Context, r userRequest) (*userResult, error)
 	updateUser(ctx context.Context, r updateUserRequest) (*userResult, error) // updateuser.go
+	resetSecondFactor(ctx context.Context, r userRequest) (*userResult, error)
 }
 
 // The requests and results below are also the admin API's JSON bodies.
@@ -66,7 +67,9 @@ type userResult struct {
 	User     userInfo `json:"user"`
 	Changed  bool     `json:"changed"`
 	Warnings []string `json:"warnings,omitempty"`
-	group    string   // the group added or removed, for the admin API's log
+	// Removed is what reset-2fa removed (e.g. ["totp", "1 passkey"]).
+	Removed []string `json:"removed,omitempty"`
+	group   string   // the group added or removed, for the admin API's log
 }
 
 // userInfo is a user as the commands show it: never the password hash.
@@ -82,6 +85,13 @@ type userInfo struct {
 	Groups      []string   `json:"groups"`     // [] when none
 	// EmailVerified: the user proved they receive mail at Email.
 	EmailVerified bool `json:"email_verified"`
+}
+
+// userListEntry is a user as list-users shows it: with the second factors
+// they have, in short form (["totp", "2 passkeys"]; [] when none).
+type userListEntry struct {
+	userInfo
+	SecondFactors []string `json:"second_factors"`
 }
 
 func infoOf(u *users.User) userInfo {
@@ -305,16 +315,48 @@ func (a storeAdmin) unban(ctx context.Context, r userRequest) (*userResult, erro
 	return &userResult{User: infoOf(u), Changed: lifted}, nil
 }
 
-func (a storeAdmin) listUsers(ctx context.Context) ([]userInfo, error) {
+func (a storeAdmin) listUsers(ctx context.Context) ([]userListEntry, error) {
 	all, err := a.accounts.Store.List(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]userInfo, len(all))
+	// Every users backend keeps second factors; one that did not would
+	// list none.
+	factors, err := a.accounts.SecondFactors(ctx)
+	if err != nil && !errors.Is(err, accounts.ErrNoFactors) {
+		return nil, err
+	}
+	out := make([]userListEntry, len(all))
 	for i := range all {
-		out[i] = infoOf(&all[i])
+		out[i] = userListEntry{userInfo: infoOf(&all[i]), SecondFactors: factors[all[i].ID]}
+		if out[i].SecondFactors == nil {
+			out[i].SecondFactors = []string{}
+		}
 	}
 	return out, nil
+}
+
+// resetSecondFactor removes the user's second factors and recovery codes
+// and ends their sessions (accounts.ResetSecondFactor). Changed says
+// whether there was a factor; Removed lists them.
+func (a storeAdmin) resetSecondFactor(ctx context.Context, r userRequest) (*userResult, error) {
+	u, err := a.lookup(ctx, r.Username)
+	if err != nil {
+		return nil, err
+	}
+	had, u, err := a.accounts.ResetSecondFactor(ctx, u.ID)
+	if errors.Is(err, accounts.ErrNoFactors) {
+		return nil, badRequest("this users database keeps no second factors")
+	}
+	if err != nil {
+		return nil, adminError(err, r.Username, "")
+	}
+	if a.sessionStores != nil {
+		for _, acc := range a.sessionStores() {
+			_ = endIndexed(acc, u.ID, "") // ended by the epoch already; this frees the store
+		}
+	}
+	return &userResult{User: infoOf(u), Changed: len(had) > 0, Removed: had}, nil
 }
 
 // importUsers writes all the users or none (accounts.Import).

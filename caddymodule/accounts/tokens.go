@@ -3,7 +3,6 @@ package accounts
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -43,16 +42,7 @@ const KeyMaxAge = 3 * 24 * time.Hour
 // LoadTokens reads the key from sec, making it if there is none (every
 // instance agrees on the first one written).
 func LoadTokens(ctx context.Context, sec users.Secrets) (*Tokens, error) {
-	key, err := sec.UpdateSecret(ctx, TokenKeySecret, func(cur []byte) ([]byte, error) {
-		if len(cur) >= 32 {
-			return cur, nil
-		}
-		k := make([]byte, 32)
-		if _, err := rand.Read(k); err != nil {
-			return nil, err
-		}
-		return k, nil
-	})
+	key, err := users.RandomSecret(ctx, sec, TokenKeySecret, 32)
 	if err != nil {
 		return nil, err
 	}

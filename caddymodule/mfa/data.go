@@ -21,6 +21,9 @@ type Data struct {
 	Recovery []string `json:"recovery,omitempty"`
 	// Passkeys are the user's WebAuthn credentials.
 	Passkeys []Passkey `json:"passkeys,omitempty"`
+	// Spent are the challenges of the passkey sign-ins accepted while
+	// their ceremony could still be finished (see FinishLogin).
+	Spent []SpentChallenge `json:"spent_challenges,omitempty"`
 }
 
 // TOTP is one TOTP secret.

@@ -30,16 +30,7 @@ type Keys struct {
 // LoadKeys reads the master key from sec, making it if there is none
 // (every instance agrees on the first one written).
 func LoadKeys(ctx context.Context, sec users.Secrets) (*Keys, error) {
-	master, err := sec.UpdateSecret(ctx, KeySecret, func(cur []byte) ([]byte, error) {
-		if len(cur) >= 32 {
-			return cur, nil
-		}
-		k := make([]byte, 32)
-		if _, err := rand.Read(k); err != nil {
-			return nil, err
-		}
-		return k, nil
-	})
+	master, err := users.RandomSecret(ctx, sec, KeySecret, 32)
 	if err != nil {
 		return nil, err
 	}

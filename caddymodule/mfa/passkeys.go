@@ -3,9 +3,11 @@ package mfa
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -44,8 +46,8 @@ func (c *passkeyConfigs) get(rp RP) (*webauthn.WebAuthn, error) {
 		RPDisplayName: rp.Name,
 		RPOrigins:     []string{rp.Origin},
 		Timeouts: webauthn.TimeoutsConfig{
-			Login:        webauthn.TimeoutConfig{Enforce: true, Timeout: 5 * time.Minute, TimeoutUVD: 5 * time.Minute},
-			Registration: webauthn.TimeoutConfig{Enforce: true, Timeout: 5 * time.Minute, TimeoutUVD: 5 * time.Minute},
+			Login:        webauthn.TimeoutConfig{Enforce: true, Timeout: ceremonyTimeout, TimeoutUVD: ceremonyTimeout},
+			Registration: webauthn.TimeoutConfig{Enforce: true, Timeout: ceremonyTimeout, TimeoutUVD: ceremonyTimeout},
 		},
 	})
 	if err != nil {
@@ -164,6 +166,20 @@ func (s *Service) FinishRegistration(ctx context.Context, rp RP, id int64, name 
 	return &pk, nil
 }
 
+// ceremonyTimeout is how long a begun WebAuthn ceremony can be finished.
+const ceremonyTimeout = 5 * time.Minute
+
+// SpentChallenge is the challenge (its SHA-256) of an accepted passkey
+// sign-in, kept until its ceremony expires.
+type SpentChallenge struct {
+	Hash    []byte    `json:"h"`
+	Expires time.Time `json:"x"`
+}
+
+// maxSpent bounds the spent challenges kept per user (sign-ins within one
+// ceremony timeout).
+const maxSpent = 64
+
 // ErrTooManyPasskeys: the user has MaxPasskeys already.
 var ErrTooManyPasskeys = errors.New("mfa: too many passkeys")
 
@@ -277,7 +293,18 @@ func (s *Service) FinishLogin(ctx context.Context, rp RP, sd webauthn.SessionDat
 		return 0, nil, ErrPasskeyReplay
 	}
 	var used Passkey
+	now := s.now()
+	wall := time.Now() // the library's clock, which set sd.Expires
+	spent := sha256.Sum256([]byte(sd.Challenge))
 	_, err = s.update(ctx, uid, func(d *Data) error {
+		// The ceremony's state is a cookie that stays valid until it
+		// expires: an assertion from an authenticator that keeps no
+		// counter (synced passkeys sign 0) would pass again. A challenge
+		// is spent once, in the same transaction as the counter.
+		d.Spent = slices.DeleteFunc(d.Spent, func(c SpentChallenge) bool { return !wall.Before(c.Expires) })
+		if slices.ContainsFunc(d.Spent, func(c SpentChallenge) bool { return bytes.Equal(c.Hash, spent[:]) }) {
+			return ErrPasskeyReplay
+		}
 		for i := range d.Passkeys {
 			p := &d.Passkeys[i]
 			if p.RPID != rp.ID || !bytes.Equal(p.Credential.ID, cred.ID) {
@@ -292,8 +319,16 @@ func (s *Service) FinishLogin(ctx context.Context, rp RP, sd webauthn.SessionDat
 			}
 			p.Credential.Authenticator.SignCount = cred.Authenticator.SignCount
 			p.Credential.Flags = cred.Flags
-			p.LastUsed = s.now().UTC().Truncate(time.Second)
+			p.LastUsed = now.UTC().Truncate(time.Second)
 			used = *p
+			expires := sd.Expires
+			if expires.IsZero() {
+				expires = wall.Add(ceremonyTimeout)
+			}
+			d.Spent = append(d.Spent, SpentChallenge{Hash: spent[:], Expires: expires})
+			if len(d.Spent) > maxSpent {
+				d.Spent = d.Spent[len(d.Spent)-maxSpent:]
+			}
 			return nil
 		}
 		return ErrPasskeyFailed // removed meanwhile

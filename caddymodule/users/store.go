@@ -1,6 +1,9 @@
 package users
 
-import "context"
+import (
+	"context"
+	"crypto/rand"
+)
 
 // Store is what the HTTP layer, the CLI and the admin API need from a user
 // database. Every backend passes the conformance suite in users/storetest,
@@ -121,4 +124,20 @@ type Factors interface {
 	// AllFactors returns every stored value by user id (for listings,
 	// backups and copies).
 	AllFactors(ctx context.Context) (map[int64][]byte, error)
+}
+
+// RandomSecret returns the secret stored under name in sec, first storing
+// size random bytes there if it holds none (or a shorter one): every
+// instance agrees on the first one written.
+func RandomSecret(ctx context.Context, sec Secrets, name string, size int) ([]byte, error) {
+	return sec.UpdateSecret(ctx, name, func(cur []byte) ([]byte, error) {
+		if len(cur) >= size {
+			return cur, nil
+		}
+		k := make([]byte, size)
+		if _, err := rand.Read(k); err != nil {
+			return nil, err
+		}
+		return k, nil
+	})
 }
