@@ -163,6 +163,8 @@ func (b *mfaBrowser) credentials() []*webauthn.Credential {
 func (b *mfaBrowser) enrolTOTP() (string, []string) {
 	b.t.Helper()
 	id := func(s string) chromedp.ID { return chromedp.ID(s) }
+	b.eval("watch for CSP violations", `window.cspViolations = [];`+
+		`document.addEventListener("securitypolicyviolation", function(e){ window.cspViolations.push(e.violatedDirective + " " + e.blockedURI); }); true`)
 	b.do("set up TOTP",
 		chromedp.WaitVisible(id("totp-start")),
 		chromedp.Click(id("totp-start")),
@@ -181,6 +183,9 @@ func (b *mfaBrowser) enrolTOTP() (string, []string) {
 		`performance.getEntriesByType("resource").filter(function(e){return e.initiatorType==="img"}).length];})()`)
 	if dims, ok := qr.([]any); !ok || dims[0].(float64) < 150 || dims[1].(float64) < 150 || dims[2].(float64) != 1 || dims[3].(float64) != 0 {
 		b.t.Errorf("the QR code is not inline SVG of a readable size: %v", qr)
+	}
+	if v := b.eval("CSP violations", `window.cspViolations`); len(v.([]any)) != 0 {
+		b.t.Errorf("the setup broke the page's CSP: %v", v)
 	}
 	b.shots("totp-setup")
 	b.do("confirm TOTP",
