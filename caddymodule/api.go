@@ -59,6 +59,7 @@ func (s *SessionAuth) buildRoutes() (map[string]endpoint, error) {
 		{p + "/auth/", endpoint{raw: (*SessionAuth).forwardAuth}},
 		{s.HealthPath, endpoint{raw: func(s *SessionAuth, w http.ResponseWriter, r *http.Request) { s.health.serve(w, r) }}},
 		{p + "/" + s.LoginPage, endpoint{raw: (*SessionAuth).serveSigninPage}}, // signin_form.go
+		{p + accountPagePath, endpoint{raw: (*SessionAuth).serveAccountPage}},  // signin_form.go
 	}
 	if s.SMTP != "" {
 		list = append(list, []route{

@@ -373,7 +373,7 @@ func (s *SessionAuth) Provision(ctx caddy.Context) error {
 	if err := s.public.Provision(ctx); err != nil {
 		return fmt.Errorf("public: %v", err)
 	}
-	if s.page, err = newSigninPage(s.APIPrefix, s.CSRFCookie, s.Registration == registrationOpen, s.SMTP != ""); err != nil {
+	if s.page, err = newSigninPage(s.APIPrefix, s.LoginPage, s.CSRFCookie, s.Registration == registrationOpen, s.SMTP != ""); err != nil {
 		return err
 	}
 	if err = s.page.setLook(s.LoginPageTitle, s.LoginPageCSS); err != nil {

@@ -15,17 +15,25 @@ import (
 	"strings"
 )
 
-// The built-in sign-in page: one HTML document with its script and style
-// inline (no external assets), locked down by a CSP that allows exactly
-// those inline blocks, by hash. It is rendered per request (the title
-// defaults to the request's host; after a form post without JavaScript it
-// carries the errors), from a template parsed once.
+// The built-in sign-in page, and the account page beside it (second
+// factors): each one HTML document with its script and style inline (no
+// external assets), locked down by a CSP that allows exactly those inline
+// blocks, by hash. They are rendered per request (the title defaults to
+// the request's host; after a form post without JavaScript the sign-in
+// page carries the errors), from templates parsed once.
 var (
 	//go:embed signin.html
 	signinHTML string
 	//go:embed signin.js
 	signinJS string
+	//go:embed account.html
+	accountHTML string
+	//go:embed account.js
+	accountJS string
 )
+
+// accountPagePath is the account page's path under api_prefix.
+const accountPagePath = "/account/"
 
 const signinCSS = `body{font:16px/1.5 system-ui,sans-serif;margin:0;padding:0 1rem;background:#f5f5f7;color:#1d1d1f}
 main{box-sizing:border-box;max-width:24rem;margin:3rem auto;padding:2rem;background:#fff;border-radius:12px;box-shadow:0 2px 12px #0001}
@@ -35,7 +43,16 @@ h1{font-size:1.4rem;margin:0 0 1rem}label{display:block;margin:.7rem 0}
 input{display:block;width:100%;box-sizing:border-box;padding:.6rem;margin-top:.25rem;border:1px solid #ccc;border-radius:6px;font:inherit}
 button{margin-top:1rem;padding:.6rem 1.2rem;border:0;border-radius:6px;background:#0060df;color:#fff;font:inherit;cursor:pointer;width:100%}
 #register-form:target{display:block}
-#error{color:#b00020;white-space:pre-line}#notice{color:#05632f}`
+#error{color:#b00020;white-space:pre-line}#notice{color:#05632f}
+h2{font-size:1.1rem;margin:1.75rem 0 .25rem}section>p{margin:.4rem 0}
+button.secondary{background:#e8e8ed;color:#1d1d1f}button.small{width:auto;margin:0;padding:.3rem .8rem;font-size:.9rem}
+.or{text-align:center;color:#6e6e73;margin:1rem 0 0}.hint{color:#6e6e73;font-size:.95rem}
+.warn{background:#fff4e5;border-radius:6px;padding:.6rem .8rem}
+#totp-qr svg{display:block;width:12rem;height:12rem;margin:.5rem auto}
+code{font:.95rem ui-monospace,monospace;overflow-wrap:anywhere;background:#f5f5f7;padding:.1rem .3rem;border-radius:4px}
+#codes-list{columns:2;font:1rem ui-monospace,monospace;padding-left:1.75rem}
+#passkey-list{list-style:none;padding:0}#passkey-list li{display:flex;align-items:center;gap:.5rem;padding:.5rem 0;border-bottom:1px solid #e8e8ed}
+#passkey-list li span{flex:1;min-width:0;overflow-wrap:anywhere}#passkey-list small{display:block;color:#6e6e73}`
 
 // maxLoginPageCSS bounds login_page_css.
 const maxLoginPageCSS = 256 << 10
@@ -43,6 +60,9 @@ const maxLoginPageCSS = 256 << 10
 type signinPage struct {
 	tmpl         *template.Template
 	script       string
+	account      *template.Template
+	accountJS    string // the account page's script
+	accountCSP   []string
 	css          string // login_page_css, appended after the built-in style
 	title        string // login_page_title; "" is the request's host
 	registration bool
@@ -68,6 +88,16 @@ type signinView struct {
 	CSRF         string // the CSRF cookie's token, for a form post with a session
 }
 
+// accountView is what one rendering of the account page shows.
+type accountView struct {
+	Title    string
+	Style    template.CSS
+	Custom   template.CSS
+	Script   template.JS
+	Username string
+	Next     string
+}
+
 // newSigninPage prepares the page. With registration closed the page has
 // no registration form at all (and says so in data-registration, for the
 // script and for anyone styling the page).
@@ -76,16 +106,28 @@ type signinView struct {
 // reset confirm forms, and follows the links of reset and verification
 // mails (#reset-confirm/uid/token, #verify/key: in the fragment, which no
 // server sees); these need JavaScript.
-func newSigninPage(apiPrefix, csrfCookie string, registration, mail bool) (signinPage, error) {
+//
+// The account page (<api_prefix>/account/) is where a signed-in user adds
+// and removes second factors; it needs JavaScript.
+func newSigninPage(apiPrefix, loginPage, csrfCookie string, registration, mail bool) (signinPage, error) {
 	prefix, _ := json.Marshal(apiPrefix)
 	cookie, _ := json.Marshal(csrfCookie)
-	script := strings.Replace(signinJS, "API_PREFIX", string(prefix), 1)
-	script = strings.Replace(script, "CSRF_COOKIE", string(cookie), 1)
+	signin, _ := json.Marshal(apiPrefix + "/" + loginPage)
+	account, _ := json.Marshal(apiPrefix + accountPagePath)
+	fill := func(js string) string {
+		return strings.NewReplacer("API_PREFIX", string(prefix), "CSRF_COOKIE", string(cookie),
+			"SIGNIN_PAGE", string(signin), "ACCOUNT_PAGE", string(account)).Replace(js)
+	}
 	tmpl, err := template.New("signin").Parse(signinHTML)
 	if err != nil {
 		return signinPage{}, err
 	}
-	p := signinPage{tmpl: tmpl, script: script, registration: registration, mail: mail, apiPrefix: apiPrefix, csrfCookie: csrfCookie}
+	acct, err := template.New("account").Parse(accountHTML)
+	if err != nil {
+		return signinPage{}, err
+	}
+	p := signinPage{tmpl: tmpl, script: fill(signinJS), account: acct, accountJS: fill(accountJS),
+		registration: registration, mail: mail, apiPrefix: apiPrefix, csrfCookie: csrfCookie}
 	p.setCSP()
 	return p, nil
 }
@@ -117,8 +159,11 @@ func (p *signinPage) setCSP() {
 	}
 	// img-src 'self' data: lets login_page_css show a logo served by the
 	// site (or inline).
-	p.csp = []string{"default-src 'none'; script-src '" + cspHash(p.script) + "'; style-src " + style +
-		"; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"}
+	csp := func(script string) []string {
+		return []string{"default-src 'none'; script-src '" + cspHash(script) + "'; style-src " + style +
+			"; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"}
+	}
+	p.csp, p.accountCSP = csp(p.script), csp(p.accountJS)
 }
 
 func isTokenText(s string) bool {
@@ -149,10 +194,12 @@ func (p signinPage) siteTitle(r *http.Request) string {
 }
 
 // safeNext is where to go after signing in: a same-site path ("/x", never
-// "//host", "/\host" or "scheme:", nor one of the API's paths), else "/".
+// "//host", "/\host" or "scheme:", nor one of the API's paths but the
+// account page), else "/".
 func (p signinPage) safeNext(next string) string {
+	account := p.apiPrefix + accountPagePath
 	if next == "" || next[0] != '/' || (len(next) > 1 && (next[1] == '/' || next[1] == '\\')) ||
-		strings.HasPrefix(next, p.apiPrefix+"/") {
+		strings.HasPrefix(next, p.apiPrefix+"/") && next != account && !strings.HasPrefix(next, account+"?") {
 		return "/"
 	}
 	for i := 0; i < len(next); i++ {
@@ -178,14 +225,26 @@ func (p signinPage) render(w http.ResponseWriter, r *http.Request, status int, v
 	if v.View == "" {
 		v.View = "signin"
 	}
+	p.write(w, r, status, p.tmpl, v, p.csp)
+}
+
+// renderAccount writes the account page.
+func (p signinPage) renderAccount(w http.ResponseWriter, r *http.Request, v accountView) {
+	v.Title = p.siteTitle(r)
+	v.Style, v.Custom, v.Script = template.CSS(signinCSS), template.CSS(p.css), template.JS(p.accountJS)
+	p.write(w, r, http.StatusOK, p.account, v, p.accountCSP)
+}
+
+// write executes a page's template and sends it with the page's headers.
+func (p signinPage) write(w http.ResponseWriter, r *http.Request, status int, tmpl *template.Template, v any, csp []string) {
 	var buf bytes.Buffer
-	if err := p.tmpl.Execute(&buf, v); err != nil {
-		http.Error(w, "sign-in page unavailable", http.StatusInternalServerError)
+	if err := tmpl.Execute(&buf, v); err != nil {
+		http.Error(w, "page unavailable", http.StatusInternalServerError)
 		return
 	}
 	h := w.Header()
 	h["Content-Type"] = []string{"text/html; charset=utf-8"}
-	h["Content-Security-Policy"] = p.csp
+	h["Content-Security-Policy"] = csp
 	h["X-Frame-Options"] = valDeny
 	h["X-Content-Type-Options"] = valNosniff
 	h["Referrer-Policy"] = valSameOrigin

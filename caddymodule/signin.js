@@ -2,6 +2,7 @@
 (function () {
   var api = API_PREFIX;
   var csrfCookie = CSRF_COOKIE;
+  var accountPage = ACCOUNT_PAGE;
   var $ = function (id) { return document.getElementById(id); };
   // With `registration closed` the page has no registration form.
   var canRegister = document.querySelector("main").getAttribute("data-registration") === "open";
@@ -10,14 +11,21 @@
   var resetUID = "", resetToken = "";
 
   // next must be a same-site relative path: "/x", never "//host", "/\host"
-  // or "scheme:", so the page cannot be used as an open redirect.
+  // or "scheme:", nor one of the API's paths but the account page, so the
+  // page cannot be used as an open redirect.
   function safeNext() {
     var next = new URLSearchParams(location.search).get("next") || "/";
+    var account = next === accountPage || next.indexOf(accountPage + "?") === 0;
     if (next.charAt(0) !== "/" || next.charAt(1) === "/" || next.charAt(1) === "\\" ||
-        /[\u0000-\u001f\u007f]/.test(next) || next.indexOf(api + "/") === 0) {
+        /[\u0000-\u001f\u007f]/.test(next) || (next.indexOf(api + "/") === 0 && !account)) {
       return "/";
     }
     return next;
+  }
+  // The account page, which comes back to next.
+  function accountURL() {
+    var next = safeNext();
+    return accountPage + (next === "/" || next.indexOf(accountPage) === 0 ? "" : "?next=" + encodeURIComponent(next));
   }
 
   function csrfToken() {
@@ -67,9 +75,9 @@
   }
 
   var titles = { "register-form": "Create an account", "signed-in": "Signed in", "reset-form": "Reset your password",
-    "reset-confirm-form": "Choose a new password" };
+    "reset-confirm-form": "Choose a new password", "mfa-form": "Two-step verification" };
   function show(view) {
-    ["signed-in", "signin-form", "register-form", "reset-form", "reset-confirm-form"].forEach(function (id) {
+    ["signed-in", "signin-form", "mfa-form", "register-form", "reset-form", "reset-confirm-form"].forEach(function (id) {
       if ($(id)) { $(id).hidden = id !== view; }
     });
     $("title").textContent = titles[view] || "Sign in";
@@ -79,7 +87,99 @@
   function signedIn(user) {
     $("who").textContent = user.username;
     $("continue").setAttribute("href", safeNext());
+    $("account-link").setAttribute("href", accountURL());
     show("signed-in");
+  }
+
+  // A login's answer (200): the second step, the account page to add a
+  // second factor (two_factor required), or next.
+  function loggedIn(data) {
+    if (data.mfa_required) { secondStep(data.methods || []); return; }
+    location.assign(data.mfa_enrolment_required ? accountURL() : safeNext());
+  }
+
+  // Passkeys (WebAuthn): the browser must have them, and the site must
+  // be on a name (WebAuthn has no relying party on an IP address).
+  var passkeys = !!(window.PublicKeyCredential && navigator.credentials && navigator.credentials.get) &&
+    !/^[0-9.]+$|:/.test(location.hostname);
+
+  // The options come as JSON with binary fields in base64url; browsers
+  // without PublicKeyCredential.parseRequestOptionsFromJSON get them
+  // decoded here.
+  function fromB64u(s) {
+    s = s.replace(/-/g, "+").replace(/_/g, "/");
+    while (s.length % 4) { s += "="; }
+    var bin = atob(s), out = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) { out[i] = bin.charCodeAt(i); }
+    return out.buffer;
+  }
+  function toB64u(buf) {
+    if (!buf) { return null; }
+    var bytes = new Uint8Array(buf), bin = "";
+    for (var i = 0; i < bytes.length; i++) { bin += String.fromCharCode(bytes[i]); }
+    return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+  function requestOptions(o) {
+    if (typeof PublicKeyCredential.parseRequestOptionsFromJSON === "function") {
+      return PublicKeyCredential.parseRequestOptionsFromJSON(o);
+    }
+    var out = Object.assign({}, o, { challenge: fromB64u(o.challenge) });
+    if (o.allowCredentials) {
+      out.allowCredentials = o.allowCredentials.map(function (c) { return Object.assign({}, c, { id: fromB64u(c.id) }); });
+    }
+    return out;
+  }
+  function assertionJSON(cred) {
+    if (typeof cred.toJSON === "function") { return cred.toJSON(); }
+    var r = cred.response;
+    return {
+      id: cred.id, rawId: toB64u(cred.rawId), type: cred.type,
+      authenticatorAttachment: cred.authenticatorAttachment || undefined,
+      clientExtensionResults: cred.getClientExtensionResults ? cred.getClientExtensionResults() : {},
+      response: {
+        clientDataJSON: toB64u(r.clientDataJSON), authenticatorData: toB64u(r.authenticatorData),
+        signature: toB64u(r.signature), userHandle: toB64u(r.userHandle) || undefined
+      }
+    };
+  }
+
+  // A passkey sign-in: after the password (the pending login's cookie
+  // names the user), or without one (any passkey of this site).
+  function passkeySignIn() {
+    say("error"); say("notice");
+    call("POST", "/login/passkey/begin/").then(function (r) {
+      if (r.status !== 200) { throw new Error(messages(r.data)); }
+      return navigator.credentials.get({ publicKey: requestOptions(r.data.publicKey) }).then(function (cred) {
+        if (!cred) { throw new Error("No passkey was chosen."); }
+        return call("POST", "/login/passkey/finish/", assertionJSON(cred));
+      }, function (e) {
+        throw new Error(e && e.name === "NotAllowedError" ? "The passkey request was cancelled or timed out." : "The passkey did not work: " + e.message);
+      });
+    }).then(function (r) {
+      if (r.status === 200) { loggedIn(r.data); return; }
+      say("error", messages(r.data));
+    }).catch(function (e) { say("error", e && e.message ? e.message : "Network error, try again."); });
+  }
+
+  // The second step: a code (TOTP or recovery), or a passkey.
+  function secondStep(methods) {
+    var code = methods.indexOf("totp") >= 0 || methods.indexOf("recovery_code") >= 0;
+    var pk = methods.indexOf("passkey") >= 0 && passkeys;
+    $("mfa-code-part").hidden = !code;
+    $("mfa-code").required = code;
+    $("mfa-hint").textContent = methods.indexOf("totp") >= 0 ?
+      "Enter the 6-digit code from your authenticator app, or one of your recovery codes." :
+      "Enter one of your recovery codes.";
+    $("mfa-passkey-part").hidden = !pk;
+    $("mfa-passkey-or").hidden = !code;
+    $("mfa-passkey-hint").hidden = code;
+    $("mfa-passkey").className = code ? "secondary" : "";
+    $("mfa-code").value = "";
+    show("mfa-form");
+    if (!code && !pk) {
+      say("error", "Your second factor is a passkey, which this browser cannot use here.");
+    }
+    if (code) { $("mfa-code").focus(); }
   }
 
   $("signin-form").addEventListener("submit", function (e) {
@@ -87,10 +187,37 @@
     say("error"); say("notice");
     call("POST", "/login/", { username: $("signin-username").value, password: $("signin-password").value })
       .then(function (r) {
-        if (r.status === 200) { location.assign(safeNext()); return; }
+        if (r.status === 200) { loggedIn(r.data); return; }
         say("error", messages(r.data));
       }, function () { say("error", "Network error, try again."); });
   });
+
+  $("mfa-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    say("error"); say("notice");
+    call("POST", "/login/2fa/", { code: $("mfa-code").value.trim() }).then(function (r) {
+      if (r.status === 200) { loggedIn(r.data); return; }
+      if (r.data.code) {
+        $("mfa-code").value = "";
+        $("mfa-code").focus();
+      } else {
+        // The pending login expired (or a throttle): sign in again.
+        show("signin-form");
+        $("signin-password").value = "";
+      }
+      say("error", messages(r.data));
+    }, function () { say("error", "Network error, try again."); });
+  });
+  $("mfa-passkey").addEventListener("click", passkeySignIn);
+  $("mfa-back").addEventListener("click", function (e) {
+    e.preventDefault(); say("error"); say("notice");
+    $("signin-password").value = "";
+    show("signin-form");
+  });
+  if (passkeys) {
+    $("passkey-signin-part").hidden = false;
+    $("passkey-signin").addEventListener("click", passkeySignIn);
+  }
 
   if (canRegister) {
     $("register-form").addEventListener("submit", function (e) {
@@ -105,7 +232,7 @@
         // Signed up: sign in with the password just typed, then go on.
         var name = r.data.username || username;
         return call("POST", "/login/", { username: name, password: $("register-password").value }).then(function (l) {
-          if (l.status === 200) { location.assign(safeNext()); return; }
+          if (l.status === 200) { loggedIn(l.data); return; }
           $("signin-username").value = name;
           show("signin-form");
           say("notice", "Account created. Sign in to continue.");
@@ -188,10 +315,25 @@
     return;
   }
   if (hasMail && hash === "reset") { show("reset-form"); return; }
+  if (hash === "signed-out") {
+    history.replaceState(null, "", location.pathname + location.search);
+    say("notice", "Signed out.");
+  }
 
   // A page re-rendered after a form post keeps its view and errors.
   var start = canRegister && ($("register-form").hidden === false || location.hash === "#register-form") ? "register-form" : "signin-form";
+  if ($("mfa-form").hidden === false) {
+    // The code form after a form post: the passkey too, if it can.
+    $("mfa-passkey-part").hidden = !passkeys;
+    return;
+  }
   call("GET", "/user/").then(function (r) {
-    if (r.status === 200) { signedIn(r.data); } else { show(start); }
-  }, function () { show(start); });
+    if (r.status !== 200) { show(start); return; }
+    // A session that may only add a second factor (two_factor required)
+    // is led to the account page to add one.
+    return call("GET", "/2fa/").then(function (f) {
+      if (f.status === 200 && f.data.enrolment_required) { location.replace(accountURL()); return; }
+      signedIn(r.data);
+    });
+  }).catch(function () { show(start); });
 })();

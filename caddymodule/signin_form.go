@@ -42,6 +42,10 @@ func (s *SessionAuth) serveSigninPage(w http.ResponseWriter, r *http.Request) {
 	next := s.page.safeNext(form.Get("next"))
 	view := signinView{Next: next, Username: form.Get("username"), Email: form.Get("email")}
 	op := form.Get("op")
+	if op == "mfa" {
+		s.secondStepForm(w, r, view, form)
+		return
+	}
 	if op == "register" && s.Registration == registrationOpen {
 		view.View = "register"
 		res := s.innerAPI(r, "/register/", body, form.Get("csrfmiddlewaretoken"))
@@ -69,7 +73,86 @@ func (s *SessionAuth) serveSigninPage(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header()["Set-Cookie"] = res.header["Set-Cookie"]
 	w.Header()["Vary"] = res.header["Vary"]
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	var answer struct {
+		MFARequired       bool `json:"mfa_required"`
+		EnrolmentRequired bool `json:"mfa_enrolment_required"`
+	}
+	_ = json.Unmarshal(res.body, &answer)
+	switch {
+	case answer.MFARequired:
+		// The password was right: the page asks for the code (the pending
+		// login's cookie is set); a passkey needs JavaScript.
+		view.View = "mfa"
+		s.page.render(w, r, http.StatusOK, view)
+	case answer.EnrolmentRequired:
+		s.toAccountPage(w, r, next)
+	default:
+		http.Redirect(w, r, next, http.StatusSeeOther)
+	}
+}
+
+// secondStepForm serves the code form (op=mfa): the code goes to
+// <api>/login/2fa/ with the pending login's cookie, which the browser sends.
+func (s *SessionAuth) secondStepForm(w http.ResponseWriter, r *http.Request, view signinView, form url.Values) {
+	body := []byte(url.Values{"code": {form.Get("code")}}.Encode())
+	res := s.innerAPI(r, "/login/2fa/", body, form.Get("csrfmiddlewaretoken"))
+	if res.status != http.StatusOK {
+		view.Error = inWords(res.body)
+		// A wrong code: the code form again; anything else (the pending
+		// login expired, a throttle): sign in again.
+		var fields map[string]any
+		if json.Unmarshal(res.body, &fields) == nil && fields["code"] != nil {
+			view.View = "mfa"
+		} else {
+			view.View = "signin"
+		}
+		if ra := res.header.Get("Retry-After"); ra != "" {
+			w.Header().Set("Retry-After", ra)
+		}
+		s.page.render(w, r, res.status, view)
+		return
+	}
+	w.Header()["Set-Cookie"] = res.header["Set-Cookie"]
+	w.Header()["Vary"] = res.header["Vary"]
+	http.Redirect(w, r, view.Next, http.StatusSeeOther)
+}
+
+// toAccountPage answers 303 to the account page, which goes on to next.
+func (s *SessionAuth) toAccountPage(w http.ResponseWriter, r *http.Request, next string) {
+	target := s.APIPrefix + accountPagePath
+	if next != "/" {
+		target += "?next=" + url.QueryEscape(next)
+	}
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// serveAccountPage is the account page's route: a signed-in user's second
+// factors (account.html; the work is done by its script through the
+// API). Anonymous visitors are sent to the built-in sign-in page, which
+// comes back here.
+func (s *SessionAuth) serveAccountPage(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header()["Allow"] = []string{"GET, HEAD"}
+		writeMethodNotAllowed(w, r.Method)
+		return
+	}
+	auth, err := s.authenticate(r)
+	if err != nil {
+		s.storeFailure(w, "reading session", err)
+		return
+	}
+	if auth.stale {
+		s.expireSessionCookie(w, r)
+	}
+	if auth.who == nil {
+		h := w.Header()
+		h.Set("Location", s.APIPrefix+"/"+s.LoginPage+"?next="+url.QueryEscape(s.page.safeNext(r.URL.RequestURI())))
+		h["Cache-Control"] = valNoStore
+		h["Content-Length"] = valZero
+		w.WriteHeader(http.StatusFound)
+		return
+	}
+	s.page.renderAccount(w, r, accountView{Username: auth.who.user.Username, Next: s.page.safeNext(r.URL.Query().Get("next"))})
 }
 
 // innerResult is an API endpoint's answer, kept for the page to translate.

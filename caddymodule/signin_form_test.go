@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 )
@@ -136,5 +137,89 @@ func TestSigninPageLook(t *testing.T) {
 	cfg, _ := adapt(":8000 {\n\tsession_auth {\n\t\tlogin_page_css " + bad + "\n\t}\n}")
 	if err := caddy.Validate(mustConfig(t, string(cfg))); err == nil || !strings.Contains(err.Error(), "contains </style") {
 		t.Errorf("CSS that closes its style block: %v", err)
+	}
+}
+
+// The account page (<api>/account/): anonymous visitors go to the sign-in
+// page and come back; it is served under its own hash-based CSP; the
+// sign-in page's form posts lead a user who must add a second factor
+// there, and ask a user who has one for the code.
+func TestAccountPage(t *testing.T) {
+	s := startSite(t, "", "login_redirect\ntwo_factor required group:admins")
+	r := s.do(t, req{method: "GET", path: "/api/account/?next=/x"})
+	if loc := r.Header.Get("Location"); r.StatusCode != 302 || loc != "/api/signin/?next=%2Fapi%2Faccount%2F%3Fnext%3D%2Fx" {
+		t.Errorf("anonymous: %d %q", r.StatusCode, loc)
+	}
+	sess := s.newUser(t, "erin")
+	r = s.do(t, req{method: "GET", path: "/api/account/?next=/books", session: sess})
+	body := string(r.body)
+	if r.StatusCode != 200 || !strings.Contains(body, "<title>Your account · 127.0.0.1</title>") ||
+		!strings.Contains(body, `<strong id="who">erin</strong>`) || !strings.Contains(body, `<a id="continue" href="/books">`) {
+		t.Fatalf("account page: %d\n%s", r.StatusCode, body)
+	}
+	script := body[strings.Index(body, "<script>")+len("<script>") : strings.LastIndex(body, "</script>")]
+	sum := sha256.Sum256([]byte(script))
+	csp := r.Header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "script-src 'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"';") || !strings.HasPrefix(csp, "default-src 'none';") {
+		t.Errorf("the account page's CSP does not allow exactly its script: %s", csp)
+	}
+	if strings.Contains(body, "API_PREFIX") || strings.Contains(body, "SIGNIN_PAGE") || !strings.Contains(body, `var signinPage = "/api/signin/";`) {
+		t.Error("the account page's script is not filled in")
+	}
+	if got := s.do(t, req{method: "GET", path: "/api/account/?next=//evil.example/", session: sess}); !strings.Contains(string(got.body), `<a id="continue" href="/">`) {
+		t.Error("the account page links to an unsafe next")
+	}
+	if r := s.do(t, req{method: "POST", path: "/api/account/", session: sess, csrf: true}); r.StatusCode != 405 {
+		t.Errorf("POST to the account page: %d", r.StatusCode)
+	}
+
+	form := func(v url.Values, headers map[string]string) *response {
+		h := map[string]string{"Origin": s.base}
+		for k, x := range headers {
+			h[k] = x
+		}
+		return s.do(t, req{method: "POST", path: "/api/signin/", body: v.Encode(), ctype: "application/x-www-form-urlencoded", headers: h})
+	}
+	// The account page is a next the sign-in page follows.
+	r = form(url.Values{"op": {"login"}, "username": {"erin"}, "password": {strongPassword}, "next": {"/api/account/?next=/b"}}, nil)
+	if r.StatusCode != 303 || r.Header.Get("Location") != "/api/account/?next=/b" {
+		t.Errorf("next = the account page: %d %q", r.StatusCode, r.Header.Get("Location"))
+	}
+	// Who must add a second factor is led to the account page.
+	s.newMember(t, "fay", false, false, "admins")
+	r = form(url.Values{"op": {"login"}, "username": {"fay"}, "password": {strongPassword}, "next": {"/ledger"}}, nil)
+	if r.StatusCode != 303 || r.Header.Get("Location") != "/api/account/?next=%2Fledger" || r.cookie("sessionid") == nil {
+		t.Errorf("enrolment required, without JavaScript: %d %q", r.StatusCode, r.Header.Get("Location"))
+	}
+	// Who has one is asked for the code, with the pending login's cookie.
+	secret, _ := s.enrolTOTP(t, sess)
+	r = form(url.Values{"op": {"login"}, "username": {"erin"}, "password": {strongPassword}, "next": {"/ledger"}}, nil)
+	body = string(r.body)
+	if r.StatusCode != 200 || r.cookie("sessionid") != nil || !strings.Contains(body, `<form id="mfa-form" method="post">`) ||
+		!strings.Contains(body, `<form id="signin-form" method="post" hidden>`) || !strings.Contains(body, `name="next" value="/ledger"`) {
+		t.Fatalf("password step without JavaScript: %d\n%s", r.StatusCode, body)
+	}
+	pending := stateCookie(t, r)
+	// The code form: a wrong code stays on it; without the pending cookie
+	// the page asks to sign in again; the right code signs in and goes on.
+	r = form(url.Values{"op": {"mfa"}, "code": {"zzzzz-zzzzz"}, "next": {"/ledger"}}, pending)
+	if body := html.UnescapeString(string(r.body)); r.StatusCode != 400 || !strings.Contains(body, "Code: invalid code.") ||
+		!strings.Contains(body, `<form id="mfa-form" method="post">`) {
+		t.Errorf("wrong code: %d\n%s", r.StatusCode, body)
+	}
+	r = form(url.Values{"op": {"mfa"}, "code": {"123456"}, "next": {"/ledger"}}, nil)
+	if body := string(r.body); r.StatusCode != 400 || !strings.Contains(body, "No sign-in is waiting") ||
+		!strings.Contains(body, `<form id="signin-form" method="post">`) {
+		t.Errorf("code without a pending login: %d\n%s", r.StatusCode, body)
+	}
+	r = form(url.Values{"op": {"mfa"}, "code": {totpCode(t, secret, time.Now().Add(30*time.Second))}, "next": {"/ledger"}}, pending)
+	if r.StatusCode != 303 || r.Header.Get("Location") != "/ledger" || r.cookie("sessionid") == nil {
+		t.Fatalf("right code: %d %q %s", r.StatusCode, r.Header.Get("Location"), r.body)
+	}
+	assertThrough(t, "after the code step without JavaScript", s.do(t, req{method: "GET", path: "/ledger", session: &session{id: r.cookie("sessionid").Value}}))
+
+	// The account page's path is taken.
+	if err := adaptAndValidate(t, "login_page account/"); err == nil || !strings.Contains(err.Error(), "already one of the API's endpoints") {
+		t.Errorf("login_page account/: %v", err)
 	}
 }
