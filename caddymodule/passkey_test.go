@@ -567,3 +567,35 @@ func TestPasskeyRegistrationReplay(t *testing.T) {
 		p.login(t, "rita", strongPassword) // one step: no factor came back
 	})
 }
+
+// TestPasskeyDiscoverableOverPending: {"discoverable": true} asks for the
+// sign-in without a password even under another user's unfinished
+// password step (the sign-in page's "Sign in with a passkey" button).
+func TestPasskeyDiscoverableOverPending(t *testing.T) {
+	p := startPasskeySite(t, siteConfig{extra: throttlesOff, anyHost: true})
+	alice := p.newUser(t, "alice")
+	a := testwebauthn.New(p.origin)
+	p.addPasskey(t, alice, a, "")
+	bob := p.newUser(t, "bob")
+	p.enrolTOTP(t, bob)
+	pending := pendingState(p.passwordStep(t, "bob", "totp", "recovery_code"))
+	r := p.do(t, req{method: "POST", path: "/api/login/passkey/begin/", body: `{}`}, pending)
+	if r.StatusCode != 400 || !strings.Contains(string(r.body), "no passkey") {
+		t.Fatalf("the pending user's passkey step: %d %s", r.StatusCode, r.body)
+	}
+	r = p.do(t, req{method: "POST", path: "/api/login/passkey/begin/", body: `{"discoverable": true}`}, pending)
+	if r.StatusCode != 200 {
+		t.Fatalf("discoverable begin under a pending login: %d %s", r.StatusCode, r.body)
+	}
+	assertion, err := a.Get(r.body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = p.finishLogin(t, stateOf(t, r), assertion)
+	if v := sessionOf(t, r).userID; v != alice.userID {
+		t.Fatalf("signed in as user %v, want alice (%v)", v, alice.userID)
+	}
+	if r := p.do(t, req{method: "POST", path: "/api/login/passkey/begin/", body: `{"discoverable": "yes"}`}, ""); r.StatusCode != 400 {
+		t.Fatalf("discoverable not a boolean: %d %s", r.StatusCode, r.body)
+	}
+}

@@ -144,10 +144,11 @@
   }
 
   // A passkey sign-in: after the password (the pending login's cookie
-  // names the user), or without one (any passkey of this site).
-  function passkeySignIn() {
+  // names the user), or, discoverable, without one (any passkey of this
+  // site, whatever password step was left unfinished).
+  function passkeySignIn(discoverable) {
     say("error"); say("notice");
-    call("POST", "/login/passkey/begin/").then(function (r) {
+    call("POST", "/login/passkey/begin/", discoverable === true ? { discoverable: true } : undefined).then(function (r) {
       if (r.status !== 200) { throw new Error(messages(r.data)); }
       return navigator.credentials.get({ publicKey: requestOptions(r.data.publicKey) }).then(function (cred) {
         if (!cred) { throw new Error("No passkey was chosen."); }
@@ -208,7 +209,7 @@
       say("error", messages(r.data));
     }, function () { say("error", "Network error, try again."); });
   });
-  $("mfa-passkey").addEventListener("click", passkeySignIn);
+  $("mfa-passkey").addEventListener("click", function () { passkeySignIn(false); });
   $("mfa-back").addEventListener("click", function (e) {
     e.preventDefault(); say("error"); say("notice");
     $("signin-password").value = "";
@@ -216,7 +217,7 @@
   });
   if (passkeys) {
     $("passkey-signin-part").hidden = false;
-    $("passkey-signin").addEventListener("click", passkeySignIn);
+    $("passkey-signin").addEventListener("click", function () { passkeySignIn(true); });
   }
 
   if (canRegister) {

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -28,7 +29,7 @@ import (
 //	POST   <api>/2fa/passkeys/register/finish/ the PublicKeyCredential (+ "name") -> 201 {"id","name","created"}
 //	DELETE <api>/2fa/passkeys/<id>/            204
 //	POST   <api>/login/2fa/                    {"code"} (after login's "mfa_required")
-//	POST   <api>/login/passkey/begin/          WebAuthn request options
+//	POST   <api>/login/passkey/begin/          [{"discoverable": true}] -> WebAuthn request options
 //	POST   <api>/login/passkey/finish/         the PublicKeyCredential -> login's answer
 
 // twoFactorRoutes are the second factor's endpoints; enrolOK: a session
@@ -552,9 +553,17 @@ func (s *SessionAuth) passkeyLoginBegin(w http.ResponseWriter, r *http.Request, 
 	if svc == nil {
 		return
 	}
+	// {"discoverable": true} asks for the sign-in without a password even
+	// when a password step was left unfinished (another person at the
+	// same browser, say).
+	discoverable, derr := wantsDiscoverable(w, r, s.MaxBodyBytes)
+	if derr != nil {
+		writeJSON(w, derr.status, derr.body)
+		return
+	}
 	st, pending := s.openState(r, svc.Keys, mfa.PurposeLogin)
-	if !pending {
-		st = &mfa.State{Purpose: mfa.PurposePasskeyLogin}
+	if discoverable || !pending {
+		st, pending = &mfa.State{Purpose: mfa.PurposePasskeyLogin}, false
 	}
 	assertion, sd, err := svc.BeginLogin(r.Context(), rp, st.UserID)
 	if s.answerErr(w, err, "reading second factors", errAnswer{mfa.ErrNoPasskey, http.StatusBadRequest, bodyNoPasskeyHere}, errPasskeysHere,
@@ -656,6 +665,25 @@ func (s *SessionAuth) passkeyLoginFinish(w http.ResponseWriter, r *http.Request,
 	s.counters.secondFactor(mfa.MethodPasskey, resultSuccess).Inc()
 	_ = pk
 	result = s.completeLogin(w, r, u, true, mfa.MethodPasskey)
+}
+
+// wantsDiscoverable reads passkey login begin's optional body,
+// {"discoverable": true}.
+func wantsDiscoverable(w http.ResponseWriter, r *http.Request, limit int64) (bool, *decodeError) {
+	if r.Header.Get("Content-Type") == "" {
+		return false, nil
+	}
+	body, derr := readJSONBody(w, r, limit)
+	if derr != nil {
+		return false, derr
+	}
+	var v struct {
+		Discoverable bool `json:"discoverable"`
+	}
+	if len(bytes.TrimSpace(body)) > 0 && json.Unmarshal(body, &v) != nil {
+		return false, parseError("discoverable must be true or false.")
+	}
+	return v.Discoverable, nil
 }
 
 // readJSONBody reads a JSON body (a WebAuthn response) whole, within
