@@ -19,6 +19,7 @@ import (
 // Django's PasswordChangeForm messages.
 const (
 	msgOldPasswordWrong   = "Your old password was entered incorrectly. Please enter it again."
+	msgPasswordWrong      = "Your password was entered incorrectly. Please enter it again."
 	msgNewPasswordsDiffer = "The two password fields didn’t match."
 )
 
@@ -30,7 +31,7 @@ var (
 // currentPassword checks password against u's, the signed-in user's, as
 // a login: throttled and counted alike, checked before any hashing (a
 // wrong one is a failed login, a right one a successful login). A wrong
-// one adds msgOldPasswordWrong to errs under field. It returns false if it
+// one adds a message to errs under field. It returns false if it
 // answered: 429, or 503 when no hashing slot came in time (or the client
 // gave up), which tells nothing of the password and is not counted.
 func (s *SessionAuth) currentPassword(w http.ResponseWriter, r *http.Request, u *users.User, password, field string, errs *accounts.FieldErrors) bool {
@@ -48,7 +49,11 @@ func (s *SessionAuth) currentPassword(w http.ResponseWriter, r *http.Request, u 
 		return false
 	case !match:
 		s.loginFailed(att)
-		errs.Add(field, msgOldPasswordWrong)
+		msg := msgPasswordWrong
+		if field == "old_password" {
+			msg = msgOldPasswordWrong // Django's PasswordChangeForm's words
+		}
+		errs.Add(field, msg)
 	default:
 		s.loginSucceeded(att)
 	}
