@@ -70,7 +70,7 @@
   }
 
   // One form open at a time; the buttons that open them hide meanwhile.
-  var forms = ["totp-setup-form", "totp-confirm-form", "codes-form", "totp-disable-form", "passkey-form"];
+  var forms = ["totp-setup-form", "totp-confirm-form", "codes-form", "totp-disable-form", "passkey-form", "passkey-remove-form"];
   var status = null;
   function openForm(id) {
     forms.forEach(function (f) { $(f).hidden = f !== id; });
@@ -122,14 +122,12 @@
       remove.textContent = "Remove";
       remove.setAttribute("aria-label", "Remove " + (pk.name || "passkey"));
       remove.setAttribute("data-id", pk.id);
-      // A second click confirms.
+      // Removing asks for the password again.
       remove.addEventListener("click", function () {
-        if (remove.getAttribute("data-armed") !== "1") {
-          remove.setAttribute("data-armed", "1");
-          remove.textContent = "Remove for good?";
-          return;
-        }
-        removePasskey(pk);
+        clear();
+        removing = pk;
+        $("passkey-remove-hint").textContent = "Confirm it is you to remove \u201c" + (pk.name || "Passkey") + "\u201d.";
+        openForm("passkey-remove-form");
       });
       li.appendChild(label);
       li.appendChild(remove);
@@ -301,15 +299,21 @@
       });
     }).catch(function (e) { say("error", e && e.message ? e.message : "Network error, try again."); });
   });
-  function removePasskey(pk) {
+  var removing = null;
+  $("passkey-remove-form").addEventListener("submit", function (e) {
+    e.preventDefault();
     clear();
-    call("DELETE", "/2fa/passkeys/" + encodeURIComponent(pk.id) + "/").then(function (r) {
+    var pk = removing;
+    if (!pk) { closeForms(); return; }
+    call("DELETE", "/2fa/passkeys/" + encodeURIComponent(pk.id) + "/", { password: $("passkey-remove-password").value }).then(function (r) {
       if (!answered(r)) { return; }
-      if (r.status !== 204) { say("error", messages(r.data)); return; }
+      if (r.status !== 204) { say("error", messages(r.data)); $("passkey-remove-password").value = ""; return; }
+      removing = null;
+      closeForms();
       say("notice", "Passkey \u201c" + (pk.name || "Passkey") + "\u201d removed.");
       return load();
     }, failed);
-  }
+  });
 
   $("signout").addEventListener("click", function () {
     clear();

@@ -297,12 +297,14 @@ func TestBrowserPasskey(t *testing.T) {
 		b.do("use the passkey", chromedp.Click(id("mfa-passkey")))
 		b.landOnApp("/app/third", "alice")
 
-		// Removed (two clicks), the passkey no longer signs in.
+		// Removed (with the password again), the passkey no longer signs in.
 		b.do("remove the passkey",
 			chromedp.Navigate(b.base+"/api/account/"),
 			chromedp.WaitVisible(chromedp.CSS("#passkey-list li button")),
 			chromedp.Click(chromedp.CSS("#passkey-list li button")),
-			chromedp.Click(chromedp.CSS("#passkey-list li button")),
+			chromedp.WaitVisible(id("passkey-remove-password")),
+			chromedp.SendKeys(id("passkey-remove-password"), strongPassword),
+			chromedp.Click(id("passkey-remove-submit")),
 			chromedp.WaitVisible(id("passkeys-none")),
 		)
 		if n := b.text("notice"); !strings.Contains(n, "removed") {

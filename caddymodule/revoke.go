@@ -30,8 +30,8 @@ var (
 
 // currentPassword checks password against u's, the signed-in user's, as
 // a login: throttled and counted alike, checked before any hashing (a
-// wrong one is a failed login, a right one a successful login). A wrong
-// one adds a message to errs under field. It returns false if it
+// wrong one is a failed login; a right one clears nothing). A wrong one
+// adds a message to errs under field. It returns false if it
 // answered: 429, or 503 when no hashing slot came in time (or the client
 // gave up), which tells nothing of the password and is not counted.
 func (s *SessionAuth) currentPassword(w http.ResponseWriter, r *http.Request, u *users.User, password, field string, errs *accounts.FieldErrors) bool {
@@ -55,7 +55,10 @@ func (s *SessionAuth) currentPassword(w http.ResponseWriter, r *http.Request, u 
 		}
 		errs.Add(field, msg)
 	default:
-		s.loginSucceeded(att)
+		// Right: the attempt is given back, but the username's failures
+		// are not cleared (only a completed login clears them), so that
+		// wrong second-factor codes between two right passwords add up.
+		s.loginCanceled(att)
 	}
 	return true
 }

@@ -68,6 +68,7 @@ var (
 	bodyNoPasskeyHere     = detailError(http.StatusBadRequest, "You have no passkey for this site: use a code.").body
 	bodyNoFactorYet       = detailError(http.StatusBadRequest, "Add a second factor first.").body
 	bodyInvalidCode       = []byte(`{"code":["Invalid code."]}`)
+	bodySignInAgain       = detailError(http.StatusForbidden, "Sign in again with your second factor.").body
 )
 
 // stateTTL is how long a password's pending second step, or a begun

@@ -27,7 +27,7 @@ import (
 //	GET    <api>/2fa/passkeys/                 the user's passkeys
 //	POST   <api>/2fa/passkeys/register/begin/  {"password"} -> WebAuthn creation options
 //	POST   <api>/2fa/passkeys/register/finish/ the PublicKeyCredential (+ "name") -> 201 {"id","name","created"}
-//	DELETE <api>/2fa/passkeys/<id>/            204
+//	DELETE <api>/2fa/passkeys/<id>/            {"password"} -> 204
 //	POST   <api>/login/2fa/                    {"code"} (after login's "mfa_required")
 //	POST   <api>/login/passkey/begin/          [{"discoverable": true}] -> WebAuthn request options
 //	POST   <api>/login/passkey/finish/         the PublicKeyCredential -> login's answer
@@ -36,15 +36,20 @@ import (
 // limited to enrolment may use it.
 func (s *SessionAuth) twoFactorRoutes() []route {
 	p := s.APIPrefix
+	// enrol: also for a session limited to enrolment; full: not (what
+	// changes or removes a factor the user has).
 	enrol := func(name string, allow, methods []string, serve func(*SessionAuth, http.ResponseWriter, *http.Request, authResult)) endpoint {
 		return endpoint{name: name, needsSession: true, enrolOK: true, allow: allow, methods: methods, serve: serve}
+	}
+	full := func(name string, serve func(*SessionAuth, http.ResponseWriter, *http.Request, authResult)) endpoint {
+		return endpoint{name: name, needsSession: true, allow: allowPost, methods: postOnly, serve: serve}
 	}
 	return []route{
 		{p + "/2fa/", enrol("Two Factor", allowGet, getHead, (*SessionAuth).twoFactorStatus)},
 		{p + "/2fa/totp/setup/", enrol("TOTP Setup", allowPost, postOnly, (*SessionAuth).totpSetup)},
 		{p + "/2fa/totp/confirm/", enrol("TOTP Confirm", allowPost, postOnly, (*SessionAuth).totpConfirm)},
-		{p + "/2fa/totp/disable/", enrol("TOTP Disable", allowPost, postOnly, (*SessionAuth).totpDisable)},
-		{p + "/2fa/recovery-codes/", enrol("Recovery Codes", allowPost, postOnly, (*SessionAuth).recoveryCodes)},
+		{p + "/2fa/totp/disable/", full("TOTP Disable", (*SessionAuth).totpDisable)},
+		{p + "/2fa/recovery-codes/", full("Recovery Codes", (*SessionAuth).recoveryCodes)},
 		{p + "/2fa/passkeys/", enrol("Passkeys", allowGet, getHead, (*SessionAuth).listPasskeys)},
 		{p + "/2fa/passkeys/register/begin/", enrol("Passkey Register Begin", allowPost, postOnly, (*SessionAuth).passkeyRegisterBegin)},
 		{p + "/2fa/passkeys/register/finish/", enrol("Passkey Register Finish", allowPost, postOnly, (*SessionAuth).passkeyRegisterFinish)},
@@ -68,7 +73,7 @@ func (s *SessionAuth) passkeyItemPath(path string) (string, bool) {
 }
 
 // passkeyItem is the endpoint of DELETE <api>/2fa/passkeys/<id>/.
-var passkeyItem = endpoint{name: "Passkey", needsSession: true, enrolOK: true, allow: []string{"DELETE, OPTIONS"},
+var passkeyItem = endpoint{name: "Passkey", needsSession: true, allow: []string{"DELETE, OPTIONS"},
 	methods: []string{http.MethodDelete}, serve: (*SessionAuth).removePasskey}
 
 // errAnswer is the answer to a client's error.
@@ -85,6 +90,7 @@ var (
 	errPasskeysHere   = errAnswer{mfa.ErrPasskeysUnavailable, http.StatusBadRequest, bodyPasskeysHere}
 	errPasskeyFailed  = errAnswer{mfa.ErrPasskeyFailed, http.StatusBadRequest, bodyPasskeyFailed}
 	errMustKeepFactor = errAnswer{errFactorRequired, http.StatusBadRequest, bodyFactorRequired}
+	errSignInAgain    = errAnswer{mfa.ErrHasFactor, http.StatusForbidden, bodySignInAgain}
 )
 
 // answerErr answers err, if not nil, with the first of answers it is, or
@@ -227,6 +233,13 @@ func (s *SessionAuth) loginSecondFactor(w http.ResponseWriter, r *http.Request, 
 	}
 	s.loginSucceeded(att)
 	s.counters.secondFactor(method, resultSuccess).Inc()
+	if s.EmailVerification == emailVerificationMandatory && !u.EmailVerified {
+		// The password step checked it; a pending login made by another
+		// site over the same users (with other settings) did not.
+		result = resultUnverified
+		writeJSON(w, http.StatusBadRequest, bodyUnverified)
+		return
+	}
 	if method == mfa.MethodRecoveryCode {
 		left := 0
 		if d, err := svc.Get(r.Context(), u.ID); err == nil {
@@ -312,18 +325,53 @@ func (s *SessionAuth) twoFactorStatus(w http.ResponseWriter, r *http.Request, au
 		Methods: methods, Required: s.mfa.mustHave(auth.who.user), EnrolmentRequired: s.needsEnrolment(auth.who)})
 }
 
-// enrolled marks the request's session as having proved a second factor
-// (the user just enrolled one), lifting an enrolment-only limit.
-func (s *SessionAuth) enrolled(w http.ResponseWriter, p *principal) bool {
-	if s.sessions.GetBool(p.ctx, keyMFA) {
-		return true
+// firstFactorAdded is what follows a user's first second factor: every
+// other session of theirs ends (one opened with the password alone before
+// now must not outlive it), and the request's session goes on under a new
+// token, marked as having proved a second factor (which lifts an
+// enrolment-only limit).
+func (s *SessionAuth) firstFactorAdded(w http.ResponseWriter, r *http.Request, p *principal) bool {
+	u, err := s.accounts.EndSessions(r.Context(), p.user.ID)
+	if err != nil {
+		s.storeFailure(w, "ending all sessions", err)
+		return false
 	}
+	s.sessions.Put(p.ctx, keyEpoch, u.SessionEpoch)
 	s.sessions.Put(p.ctx, keyMFA, true)
-	if _, _, err := s.sessions.Commit(p.ctx); err != nil {
+	if err := s.sessions.RenewToken(p.ctx); err != nil {
 		s.storeFailure(w, "starting session", err)
 		return false
 	}
+	token, expiry, err := s.sessions.Commit(p.ctx)
+	if err != nil {
+		s.storeFailure(w, "starting session", err)
+		return false
+	}
+	s.indexSession(r, u, token, expiry)
+	s.forgetSessions(r.Context(), u.ID, token)
+	s.setSessionCookie(w, r, token)
 	return true
+}
+
+// factorChangeRefused answers 403 if the request's session is limited to
+// enrolment and its user has a second factor already: such a session was
+// opened with the password alone before the factor was added (by the
+// owner, perhaps elsewhere), and may not change the factors. It reports
+// whether it answered.
+func (s *SessionAuth) factorChangeRefused(w http.ResponseWriter, r *http.Request, p *principal, svc *mfa.Service) bool {
+	if !s.needsEnrolment(p) {
+		return false
+	}
+	d, err := svc.Get(r.Context(), p.user.ID)
+	if err != nil {
+		s.storeFailure(w, "reading second factors", err)
+		return true
+	}
+	if d.HasFactor() {
+		writeJSON(w, http.StatusForbidden, bodySignInAgain)
+		return true
+	}
+	return false
 }
 
 type totpSetupJSON struct {
@@ -339,6 +387,9 @@ func (s *SessionAuth) totpSetup(w http.ResponseWriter, r *http.Request, auth aut
 	}
 	svc := s.mfaService(w, r)
 	if svc == nil {
+		return
+	}
+	if s.factorChangeRefused(w, r, auth.who, svc) {
 		return
 	}
 	secret, url, err := svc.BeginTOTP(r.Context(), u.ID, s.totpIssuer(r), u.Username)
@@ -373,14 +424,14 @@ func (s *SessionAuth) totpConfirm(w http.ResponseWriter, r *http.Request, auth a
 		return
 	}
 	u := auth.who.user
-	codes, err := svc.ConfirmTOTP(r.Context(), u.ID, code)
-	if s.answerErr(w, err, "changing second factors", errInvalidCode, errTOTPEnabled,
+	codes, first, err := svc.ConfirmTOTP(r.Context(), u.ID, code, s.needsEnrolment(auth.who))
+	if s.answerErr(w, err, "changing second factors", errInvalidCode, errTOTPEnabled, errSignInAgain,
 		errAnswer{mfa.ErrNoPendingTOTP, http.StatusBadRequest, bodyNoTOTPSetup}) {
 		return
 	}
 	s.logger.Info("second factor added", zap.Int64("user_id", u.ID), zap.String("username", u.Username), zap.String("method", mfa.MethodTOTP))
 	s.audit(auditEntry{event: auditMFAEnabled, user: u, r: r, extra: []zap.Field{zap.String("method", mfa.MethodTOTP)}})
-	if !s.enrolled(w, auth.who) {
+	if first && !s.firstFactorAdded(w, r, auth.who) {
 		return
 	}
 	writeValue(w, http.StatusOK, recoveryCodesJSON{codes})
@@ -397,7 +448,17 @@ func (s *SessionAuth) totpDisable(w http.ResponseWriter, r *http.Request, auth a
 	if svc == nil {
 		return
 	}
+	// A wrong code counts as a failed login of the username, as at login.
+	att, throttled := s.loginThrottled(w, r, u.Username)
+	if throttled != "" {
+		return
+	}
 	usedRecovery, err := svc.DisableTOTP(r.Context(), u.ID, code, s.allowAfter(u))
+	if errors.Is(err, mfa.ErrBadCode) {
+		s.loginFailed(att)
+	} else {
+		s.loginCanceled(att)
+	}
 	switch {
 	case errors.Is(err, mfa.ErrBadCode):
 		s.secondFactorFailed(r, u, methodOfCode(code))
@@ -471,6 +532,9 @@ func (s *SessionAuth) passkeyRegisterBegin(w http.ResponseWriter, r *http.Reques
 	if svc == nil {
 		return
 	}
+	if s.factorChangeRefused(w, r, auth.who, svc) {
+		return
+	}
 	creation, sd, err := svc.BeginRegistration(r.Context(), rp, u.ID, u.Username)
 	if s.answerErr(w, err, "reading second factors", errPasskeysHere) {
 		return
@@ -506,18 +570,18 @@ func (s *SessionAuth) passkeyRegisterFinish(w http.ResponseWriter, r *http.Reque
 		writeJSON(w, http.StatusBadRequest, bodyPasskeyNoCeremony)
 		return
 	}
-	pk, err := svc.FinishRegistration(r.Context(), rp, u.ID, u.Username, *st.WebAuthn, body, name)
+	pk, first, err := svc.FinishRegistration(r.Context(), rp, u.ID, u.Username, *st.WebAuthn, body, name, s.needsEnrolment(auth.who))
 	if errors.Is(err, mfa.ErrPasskeyFailed) {
 		s.logger.Info("passkey registration failed", zap.Int64("user_id", u.ID), zap.String("username", u.Username), zap.Error(err))
 	}
-	if s.answerErr(w, err, "changing second factors", errPasskeyFailed,
+	if s.answerErr(w, err, "changing second factors", errPasskeyFailed, errSignInAgain,
 		errAnswer{mfa.ErrTooManyPasskeys, http.StatusBadRequest, bodyTooManyPasskeys}) {
 		return
 	}
 	s.setStateCookie(w, r, "", -1)
 	s.logger.Info("second factor added", zap.Int64("user_id", u.ID), zap.String("username", u.Username), zap.String("method", mfa.MethodPasskey))
 	s.audit(auditEntry{event: auditPasskeyAdded, user: u, r: r, extra: []zap.Field{zap.String("passkey_id", pk.ID()), zap.String("passkey_name", pk.Name)}})
-	if !s.enrolled(w, auth.who) {
+	if first && !s.firstFactorAdded(w, r, auth.who) {
 		return
 	}
 	v := passkeyView(pk)
@@ -530,11 +594,14 @@ func (s *SessionAuth) passkeyRegisterFinish(w http.ResponseWriter, r *http.Reque
 
 func (s *SessionAuth) removePasskey(w http.ResponseWriter, r *http.Request, auth authResult) {
 	id, _ := s.passkeyItemPath(r.URL.Path)
+	u := auth.who.user
+	if _, ok := s.withPassword(w, r, u); !ok {
+		return
+	}
 	svc := s.mfaService(w, r)
 	if svc == nil {
 		return
 	}
-	u := auth.who.user
 	pk, err := svc.RemovePasskey(r.Context(), u.ID, id, s.allowAfter(u))
 	if s.answerErr(w, err, "changing second factors", errAnswer{mfa.ErrNoPasskey, http.StatusNotFound, bodyNoSuchPasskey}, errMustKeepFactor) {
 		return

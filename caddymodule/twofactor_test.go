@@ -70,6 +70,7 @@ func (s *site) enrolTOTP(t testing.TB, sess *session) (string, []string) {
 	if r.StatusCode != 200 {
 		t.Fatalf("confirm: %d %s", r.StatusCode, r.body)
 	}
+	followRenewal(t, sess, r)
 	var out struct {
 		RecoveryCodes []string `json:"recovery_codes"`
 	}
@@ -78,6 +79,15 @@ func (s *site) enrolTOTP(t testing.TB, sess *session) (string, []string) {
 		t.Fatalf("recovery codes: %s", r.body)
 	}
 	return secret, out.RecoveryCodes
+}
+
+// followRenewal takes the new session token a first factor's enrolment
+// gives (every other session of the user ended).
+func followRenewal(t testing.TB, sess *session, r *response) {
+	t.Helper()
+	if c := r.cookie("sessionid"); c != nil && c.MaxAge > 0 {
+		sess.id = c.Value
+	}
 }
 
 // passwordStep logs in with the password of a user with a second factor

@@ -129,46 +129,58 @@ const MaxPasskeys = 20
 // FinishRegistration verifies the authenticator's response (body: the
 // PublicKeyCredential as JSON) and stores the new passkey under
 // keyName (a default one if empty).
-func (s *Service) FinishRegistration(ctx context.Context, rp RP, id int64, name string, sd webauthn.SessionData, body []byte, keyName string) (*Passkey, error) {
+func (s *Service) FinishRegistration(ctx context.Context, rp RP, id int64, name string, sd webauthn.SessionData, body []byte, keyName string, onlyFirst bool) (pk *Passkey, first bool, err error) {
+	if !sameCeremonyRP(sd, rp) {
+		return nil, false, fmt.Errorf("%w: begun for another relying party or origin", ErrPasskeyFailed)
+	}
 	w, err := s.passkeys.get(rp)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	parsed, err := protocol.ParseCredentialCreationResponseBytes(body)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrPasskeyFailed, err)
+		return nil, false, fmt.Errorf("%w: %v", ErrPasskeyFailed, err)
 	}
 	d, err := s.Get(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	cred, err := w.CreateCredential(&waUser{id: id, name: name, creds: credentialsFor(d, rp.ID)}, sd, parsed)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrPasskeyFailed, err)
+		return nil, false, fmt.Errorf("%w: %v", ErrPasskeyFailed, err)
 	}
-	pk := Passkey{Name: strings.TrimSpace(keyName), Created: s.now().UTC().Truncate(time.Second), RPID: rp.ID, Credential: *cred}
+	added := Passkey{Name: strings.TrimSpace(keyName), Created: s.now().UTC().Truncate(time.Second), RPID: rp.ID, Credential: *cred}
 	_, err = s.update(ctx, id, func(d *Data) error {
+		if first = !d.HasFactor(); onlyFirst && !first {
+			return ErrHasFactor
+		}
 		// One begun registration adds one passkey: its response posted
 		// again (say after the passkey was removed) is refused.
 		if !d.spend(sd) {
 			return fmt.Errorf("%w: this registration was finished already", ErrPasskeyFailed)
 		}
-		if d.passkey(pk.ID()) >= 0 {
+		if d.passkey(added.ID()) >= 0 {
 			return fmt.Errorf("%w: this passkey is already registered", ErrPasskeyFailed)
 		}
 		if len(d.Passkeys) >= MaxPasskeys {
 			return ErrTooManyPasskeys
 		}
-		if pk.Name == "" {
-			pk.Name = fmt.Sprintf("Passkey %d", len(d.Passkeys)+1)
+		if added.Name == "" {
+			added.Name = fmt.Sprintf("Passkey %d", len(d.Passkeys)+1)
 		}
-		d.Passkeys = append(d.Passkeys, pk)
+		d.Passkeys = append(d.Passkeys, added)
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return &pk, nil
+	return &added, first, nil
+}
+
+// sameCeremonyRP reports whether the ceremony begun with sd was for rp
+// (the finishing request's relying party and origin).
+func sameCeremonyRP(sd webauthn.SessionData, rp RP) bool {
+	return (sd.RelyingPartyID == "" || sd.RelyingPartyID == rp.ID) && (sd.Origin == "" || sd.Origin == rp.Origin)
 }
 
 // ceremonyTimeout is how long a begun WebAuthn ceremony can be finished.
@@ -255,8 +267,15 @@ func (s *Service) BeginLogin(ctx context.Context, rp RP, id int64) (*protocol.Cr
 	if len(creds) == 0 {
 		return nil, nil, ErrNoPasskey
 	}
-	return w.BeginLogin(&waUser{id: id, creds: creds},
+	assertion, sd, err := w.BeginLogin(&waUser{id: id, creds: creds},
 		webauthn.WithUserVerification(protocol.VerificationPreferred), webauthn.WithLoginOrigin(rp.Origin))
+	if sd != nil {
+		// The state travels in a cookie: twenty long credential ids would
+		// not fit. FinishLogin takes the credential only among the user's
+		// passkeys for this relying party, which is what the list held.
+		sd.AllowedCredentialIDs = nil
+	}
+	return assertion, sd, err
 }
 
 // FinishLogin verifies an assertion (body: the PublicKeyCredential as
@@ -265,6 +284,9 @@ func (s *Service) BeginLogin(ctx context.Context, rp RP, id int64) (*protocol.Cr
 // returns the user's id and the passkey. A discoverable ceremony learns
 // the user from the credential's user handle.
 func (s *Service) FinishLogin(ctx context.Context, rp RP, sd webauthn.SessionData, body []byte) (int64, *Passkey, error) {
+	if !sameCeremonyRP(sd, rp) {
+		return 0, nil, fmt.Errorf("%w: begun for another relying party or origin", ErrPasskeyFailed)
+	}
 	w, err := s.passkeys.get(rp)
 	if err != nil {
 		return 0, nil, err

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base32"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -25,6 +26,9 @@ var (
 	ErrTOTPNotEnabled = errors.New("mfa: TOTP is not enabled")
 	ErrNoPasskey      = errors.New("mfa: no such passkey")
 	ErrPasskeyReplay  = errors.New("mfa: the authenticator's signature counter went back (a cloned or replayed credential)")
+	// ErrHasFactor: only a user's first factor may be added this way (by
+	// a session that proved none).
+	ErrHasFactor = errors.New("mfa: the user has a second factor already")
 )
 
 // TOTP parameters (RFC 6238's defaults, what every authenticator app
@@ -109,11 +113,14 @@ func (s *Service) BeginTOTP(ctx context.Context, id int64, issuer, account strin
 }
 
 // ConfirmTOTP activates the pending secret if code is right for it and
-// returns new recovery codes (replacing any earlier ones), shown once.
-func (s *Service) ConfirmTOTP(ctx context.Context, id int64, code string) ([]string, error) {
-	codes, digests, err := newRecoveryCodes()
+// returns new recovery codes (replacing any earlier ones), shown once, and
+// whether it is the user's first factor. With onlyFirst, a user who has a
+// factor already is refused (ErrHasFactor), decided in the same
+// transaction.
+func (s *Service) ConfirmTOTP(ctx context.Context, id int64, code string, onlyFirst bool) (codes []string, first bool, err error) {
+	codes, digests, err := newRecoveryCodes(id)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	_, err = s.update(ctx, id, func(d *Data) error {
 		if d.TOTP != nil {
@@ -121,6 +128,9 @@ func (s *Service) ConfirmTOTP(ctx context.Context, id int64, code string) ([]str
 		}
 		if d.PendingTOTP == nil {
 			return ErrNoPendingTOTP
+		}
+		if first = !d.HasFactor(); onlyFirst && !first {
+			return ErrHasFactor
 		}
 		t := d.PendingTOTP
 		if !s.checkTOTP(id, t, code) {
@@ -131,9 +141,9 @@ func (s *Service) ConfirmTOTP(ctx context.Context, id int64, code string) ([]str
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return codes, nil
+	return codes, first, nil
 }
 
 // DisableTOTP removes the user's TOTP secret if code (a TOTP code or a
@@ -186,7 +196,7 @@ func (s *Service) check(id int64, d *Data, code string) (method string, ok bool)
 	if !d.HasFactor() {
 		return "", false
 	}
-	if i := matchRecovery(d.Recovery, code); i >= 0 {
+	if i := matchRecovery(id, d.Recovery, code); i >= 0 {
 		d.Recovery = append(d.Recovery[:i:i], d.Recovery[i+1:]...)
 		return MethodRecoveryCode, true
 	}
@@ -240,7 +250,7 @@ func (s *Service) Reset(ctx context.Context, id int64) (had []string, err error)
 // NewRecoveryCodes replaces the user's recovery codes (a user with a
 // factor only) and returns the new ones, shown once.
 func (s *Service) NewRecoveryCodes(ctx context.Context, id int64) ([]string, error) {
-	codes, digests, err := newRecoveryCodes()
+	codes, digests, err := newRecoveryCodes(id)
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +271,7 @@ func (s *Service) NewRecoveryCodes(ctx context.Context, id int64) ([]string, err
 // two groups of five (xxxxx-xxxxx, 50 bits).
 var recoveryEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-func newRecoveryCodes() (codes, digests []string, err error) {
+func newRecoveryCodes(id int64) (codes, digests []string, err error) {
 	codes, digests = make([]string, Recovery), make([]string, Recovery)
 	for i := range codes {
 		var b [7]byte
@@ -270,24 +280,27 @@ func newRecoveryCodes() (codes, digests []string, err error) {
 		}
 		c := recoveryEncoding.EncodeToString(b[:])[:10]
 		codes[i] = c[:5] + "-" + c[5:]
-		digests[i] = recoveryDigest(c)
+		digests[i] = recoveryDigest(id, c)
 	}
 	return codes, digests, nil
 }
 
-func recoveryDigest(normal string) string {
-	sum := sha256.Sum256([]byte("session-auth recovery code\x00" + normal))
+// recoveryDigest is what is kept of a recovery code: SHA-256 over the
+// user's id and the code, so that one pass over a leaked table cannot try
+// every user's codes at once.
+func recoveryDigest(id int64, normal string) string {
+	sum := sha256.Sum256(append(binary.BigEndian.AppendUint64([]byte("session-auth recovery code\x00"), uint64(id)), normal...))
 	return hex.EncodeToString(sum[:])
 }
 
 // matchRecovery returns the index of code's digest in digests, or -1;
 // every digest is compared.
-func matchRecovery(digests []string, code string) int {
+func matchRecovery(id int64, digests []string, code string) int {
 	normal := strings.ToLower(strings.Map(dropSeparators, code))
 	if len(normal) != 10 {
 		return -1
 	}
-	want := []byte(recoveryDigest(normal))
+	want := []byte(recoveryDigest(id, normal))
 	found := -1
 	for i, d := range digests {
 		if subtle.ConstantTimeCompare([]byte(d), want) == 1 && found < 0 {

@@ -20,7 +20,7 @@ var bg = context.Background()
 
 // newService returns a Service over a fresh bbolt users file with one
 // user, and that user's id. The clock is the returned pointer's value.
-func newService(t *testing.T) (*Service, int64, *atomic.Int64) {
+func newService(t testing.TB) (*Service, int64, *atomic.Int64) {
 	t.Helper()
 	db, err := bolt.OpenDB(filepath.Join(t.TempDir(), "users.db"), time.Second)
 	if err != nil {
@@ -66,12 +66,12 @@ func TestTOTPEnrolVerifyOnceAndRecovery(t *testing.T) {
 	if d.HasFactor() || d.PendingTOTP == nil || strings.Contains(string(d.PendingTOTP.Secret), secret) {
 		t.Fatalf("pending: %+v", d)
 	}
-	if _, err := s.ConfirmTOTP(bg, id, "000000"); !errors.Is(err, ErrBadCode) && code(t, secret, clock.Load()) != "000000" {
+	if _, _, err := s.ConfirmTOTP(bg, id, "000000", false); !errors.Is(err, ErrBadCode) && code(t, secret, clock.Load()) != "000000" {
 		t.Fatalf("wrong code confirmed: %v", err)
 	}
-	codes, err := s.ConfirmTOTP(bg, id, code(t, secret, clock.Load()))
-	if err != nil || len(codes) != Recovery {
-		t.Fatalf("confirm: %v %v", codes, err)
+	codes, first, err := s.ConfirmTOTP(bg, id, code(t, secret, clock.Load()), true)
+	if err != nil || len(codes) != Recovery || !first {
+		t.Fatalf("confirm: %v %v %v", codes, first, err)
 	}
 	if _, _, err := s.BeginTOTP(bg, id, "Example", "alice"); !errors.Is(err, ErrTOTPEnabled) {
 		t.Fatalf("second setup: %v", err)
@@ -130,7 +130,7 @@ func TestTOTPEnrolVerifyOnceAndRecovery(t *testing.T) {
 func TestConcurrentCodeAcceptedOnce(t *testing.T) {
 	s, id, clock := newService(t)
 	secret, _, _ := s.BeginTOTP(bg, id, "E", "alice")
-	if _, err := s.ConfirmTOTP(bg, id, code(t, secret, clock.Load())); err != nil {
+	if _, _, err := s.ConfirmTOTP(bg, id, code(t, secret, clock.Load()), false); err != nil {
 		t.Fatal(err)
 	}
 	clock.Add(Period)
@@ -155,7 +155,7 @@ func TestSecretUnreadableUnderAnotherKey(t *testing.T) {
 	secret, _, _ := s.BeginTOTP(bg, id, "E", "alice")
 	other, _ := newKeys([]byte(strings.Repeat("k", 32)))
 	s2 := &Service{Store: s.Store, Keys: other, Now: s.Now}
-	if _, err := s2.ConfirmTOTP(bg, id, code(t, secret, clock.Load())); !errors.Is(err, ErrBadCode) {
+	if _, _, err := s2.ConfirmTOTP(bg, id, code(t, secret, clock.Load()), false); !errors.Is(err, ErrBadCode) {
 		t.Fatalf("confirm under another key: %v", err)
 	}
 }
@@ -187,7 +187,7 @@ func TestStateSealing(t *testing.T) {
 func TestResetAndMissingUser(t *testing.T) {
 	s, id, clock := newService(t)
 	secret, _, _ := s.BeginTOTP(bg, id, "E", "alice")
-	s.ConfirmTOTP(bg, id, code(t, secret, clock.Load()))
+	s.ConfirmTOTP(bg, id, code(t, secret, clock.Load()), false)
 	had, err := s.Reset(bg, id)
 	if err != nil || strings.Join(had, ",") != "totp" {
 		t.Fatalf("reset: %v %v", had, err)

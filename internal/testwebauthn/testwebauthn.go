@@ -65,6 +65,10 @@ type Authenticator struct {
 	// NoCounter makes the authenticator keep no signature counter (it
 	// always signs 0, as synced passkeys do).
 	NoCounter bool
+	// CredentialIDLength is the length of the credential ids it makes
+	// (default 32; WebAuthn allows up to 1023, real authenticators use
+	// 16 to a few hundred).
+	CredentialIDLength int
 
 	mu    sync.Mutex
 	creds []*Credential
@@ -279,7 +283,11 @@ func (a *Authenticator) Create(options []byte, opts ...Option) ([]byte, *Credent
 	if err != nil {
 		return nil, nil, err
 	}
-	id := make([]byte, 32)
+	n := a.CredentialIDLength
+	if n <= 0 {
+		n = 32
+	}
+	id := make([]byte, n)
 	if _, err := rand.Read(id); err != nil {
 		return nil, nil, err
 	}
