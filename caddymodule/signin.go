@@ -30,7 +30,13 @@ var (
 	accountHTML string
 	//go:embed account.js
 	accountJS string
+	//go:embed pagecommon.js
+	pageCommonJS string
 )
+
+// pageCommonMarker is the line of signin.js and account.js where the
+// helpers they share (pagecommon.js) go, inside each page's function.
+const pageCommonMarker = "  // PAGE_COMMON (pagecommon.js: csrfToken, call, messages, fromB64u, toB64u)\n"
 
 // accountPagePath is the account page's path under api_prefix.
 const accountPagePath = "/account/"
@@ -115,6 +121,7 @@ func newSigninPage(apiPrefix, loginPage, csrfCookie string, registration, mail b
 	signin, _ := json.Marshal(apiPrefix + "/" + loginPage)
 	account, _ := json.Marshal(apiPrefix + accountPagePath)
 	fill := func(js string) string {
+		js = strings.Replace(js, pageCommonMarker, pageCommonJS, 1)
 		return strings.NewReplacer("API_PREFIX", string(prefix), "CSRF_COOKIE", string(cookie),
 			"SIGNIN_PAGE", string(signin), "ACCOUNT_PAGE", string(account)).Replace(js)
 	}

@@ -28,51 +28,10 @@
     return accountPage + (next === "/" || next.indexOf(accountPage) === 0 ? "" : "?next=" + encodeURIComponent(next));
   }
 
-  function csrfToken() {
-    var parts = document.cookie.split(";");
-    for (var i = 0; i < parts.length; i++) {
-      var kv = parts[i].trim().split("=");
-      if (kv[0] === csrfCookie) { return decodeURIComponent(kv.slice(1).join("=")); }
-    }
-    return "";
-  }
+  // PAGE_COMMON (pagecommon.js: csrfToken, call, messages, fromB64u, toB64u)
 
-  function call(method, path, body) {
-    var headers = { "Accept": "application/json" };
-    if (body) { headers["Content-Type"] = "application/json"; }
-    var token = csrfToken();
-    if (token) { headers["X-CSRFToken"] = token; }
-    return fetch(api + path, {
-      method: method, headers: headers, credentials: "same-origin",
-      body: body ? JSON.stringify(body) : undefined
-    }).then(function (r) {
-      return r.text().then(function (t) {
-        var data = {};
-        try { data = t ? JSON.parse(t) : {}; } catch (e) { data = { detail: "Unexpected response." }; }
-        return { status: r.status, data: data };
-      });
-    });
-  }
-
-  // DRF errors in words: {"username": ["A user with that username already
-  // exists."]} reads "Username: a user with that username already exists."
+  // Field names in messages().
   var labels = { username: "Username", email: "Email", password: "Password", password2: "Password (again)", new_password: "New password" };
-  function lowerFirst(m) {
-    return /^[A-Z][^A-Z]/.test(m) ? m.charAt(0).toLowerCase() + m.slice(1) : m;
-  }
-  function messages(data) {
-    var out = [];
-    Object.keys(data).forEach(function (k) {
-      var v = data[k];
-      var list = Array.isArray(v) ? v : [String(v)];
-      list.forEach(function (m) {
-        if (k === "detail" || k === "non_field_errors") { out.push(m); return; }
-        var label = labels[k] || (k.charAt(0).toUpperCase() + k.slice(1).replace(/_/g, " "));
-        out.push(label + ": " + lowerFirst(m));
-      });
-    });
-    return out.join("\n") || "Something went wrong; try again.";
-  }
 
   var titles = { "register-form": "Create an account", "signed-in": "Signed in", "reset-form": "Reset your password",
     "reset-confirm-form": "Choose a new password", "mfa-form": "Two-step verification" };
@@ -106,19 +65,6 @@
   // The options come as JSON with binary fields in base64url; browsers
   // without PublicKeyCredential.parseRequestOptionsFromJSON get them
   // decoded here.
-  function fromB64u(s) {
-    s = s.replace(/-/g, "+").replace(/_/g, "/");
-    while (s.length % 4) { s += "="; }
-    var bin = atob(s), out = new Uint8Array(bin.length);
-    for (var i = 0; i < bin.length; i++) { out[i] = bin.charCodeAt(i); }
-    return out.buffer;
-  }
-  function toB64u(buf) {
-    if (!buf) { return null; }
-    var bytes = new Uint8Array(buf), bin = "";
-    for (var i = 0; i < bytes.length; i++) { bin += String.fromCharCode(bytes[i]); }
-    return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-  }
   function requestOptions(o) {
     if (typeof PublicKeyCredential.parseRequestOptionsFromJSON === "function") {
       return PublicKeyCredential.parseRequestOptionsFromJSON(o);
