@@ -120,6 +120,21 @@ func (s *SessionAuth) mfaService(w http.ResponseWriter, r *http.Request) *mfa.Se
 	return svc
 }
 
+// userFactors reads the user's second factors, or answers 503 and
+// returns nil.
+func (s *SessionAuth) userFactors(w http.ResponseWriter, r *http.Request, id int64) *mfa.Data {
+	svc := s.mfaService(w, r)
+	if svc == nil {
+		return nil
+	}
+	d, err := svc.Get(r.Context(), id)
+	if err != nil {
+		s.storeFailure(w, "reading second factors", err)
+		return nil
+	}
+	return d
+}
+
 // passkeyService is the request's relying party and the mfa.Service, or
 // a nil service if it answered: 400 where passkeys cannot work, 503.
 func (s *SessionAuth) passkeyService(w http.ResponseWriter, r *http.Request) (mfa.RP, *mfa.Service) {
@@ -308,13 +323,8 @@ type twoFactorStatusJSON struct {
 }
 
 func (s *SessionAuth) twoFactorStatus(w http.ResponseWriter, r *http.Request, auth authResult) {
-	svc := s.mfaService(w, r)
-	if svc == nil {
-		return
-	}
-	d, err := svc.Get(r.Context(), auth.who.user.ID)
-	if err != nil {
-		s.storeFailure(w, "reading second factors", err)
+	d := s.userFactors(w, r, auth.who.user.ID)
+	if d == nil {
 		return
 	}
 	methods := d.Methods()
@@ -507,13 +517,8 @@ func passkeyView(p *mfa.Passkey) passkeyJSON {
 }
 
 func (s *SessionAuth) listPasskeys(w http.ResponseWriter, r *http.Request, auth authResult) {
-	svc := s.mfaService(w, r)
-	if svc == nil {
-		return
-	}
-	d, err := svc.Get(r.Context(), auth.who.user.ID)
-	if err != nil {
-		s.storeFailure(w, "reading second factors", err)
+	d := s.userFactors(w, r, auth.who.user.ID)
+	if d == nil {
 		return
 	}
 	out := make([]passkeyJSON, 0, len(d.Passkeys))
