@@ -4,12 +4,7 @@
   var csrfCookie = CSRF_COOKIE;
   var signinPage = SIGNIN_PAGE;
   var $ = function (id) { return document.getElementById(id); };
-  // Passkeys (WebAuthn): the browser must have them, and the site must be
-  // on a name (WebAuthn has no relying party on an IP address).
-  var passkeys = !!(window.PublicKeyCredential && navigator.credentials && navigator.credentials.create) &&
-    !/^[0-9.]+$|:/.test(location.hostname);
-
-  // PAGE_COMMON (pagecommon.js: csrfToken, call, messages, fromB64u, toB64u)
+  // PAGE_COMMON (pagecommon.js: csrfToken, call, messages, base64url, passkeys, credentialJSON)
 
   var labels = { password: "Password", code: "Code", name: "Name" };
   // A wrong code: its field emptied for the next one.
@@ -198,27 +193,11 @@
     if (typeof PublicKeyCredential.parseCreationOptionsFromJSON === "function") {
       return PublicKeyCredential.parseCreationOptionsFromJSON(o);
     }
-    var out = Object.assign({}, o, {
+    return Object.assign({}, o, {
       challenge: fromB64u(o.challenge),
-      user: Object.assign({}, o.user, { id: fromB64u(o.user.id) })
+      user: Object.assign({}, o.user, { id: fromB64u(o.user.id) }),
+      excludeCredentials: descriptors(o.excludeCredentials)
     });
-    if (o.excludeCredentials) {
-      out.excludeCredentials = o.excludeCredentials.map(function (c) { return Object.assign({}, c, { id: fromB64u(c.id) }); });
-    }
-    return out;
-  }
-  function attestationJSON(cred) {
-    if (typeof cred.toJSON === "function") { return cred.toJSON(); }
-    var r = cred.response;
-    return {
-      id: cred.id, rawId: toB64u(cred.rawId), type: cred.type,
-      authenticatorAttachment: cred.authenticatorAttachment || undefined,
-      clientExtensionResults: cred.getClientExtensionResults ? cred.getClientExtensionResults() : {},
-      response: {
-        clientDataJSON: toB64u(r.clientDataJSON), attestationObject: toB64u(r.attestationObject),
-        transports: r.getTransports ? r.getTransports() : undefined
-      }
-    };
   }
   $("passkey-start").addEventListener("click", function () { clear(); openForm("passkey-form"); });
   $("passkey-form").addEventListener("submit", function (e) {
@@ -230,7 +209,7 @@
       if (r.status !== 200) { throw new Error(messages(r.data)); }
       return navigator.credentials.create({ publicKey: creationOptions(r.data.publicKey) }).then(function (cred) {
         if (!cred) { throw new Error("No passkey was made."); }
-        var body = attestationJSON(cred);
+        var body = credentialJSON(cred);
         if (name) { body.name = name; }
         return call("POST", "/2fa/passkeys/register/finish/", body);
       }, function (e) {

@@ -62,3 +62,32 @@
     for (var i = 0; i < bytes.length; i++) { bin += String.fromCharCode(bytes[i]); }
     return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   }
+
+  // Passkeys need WebAuthn in the browser and a site on a name (WebAuthn
+  // has no relying party on an IP address).
+  var passkeys = !!(window.PublicKeyCredential && navigator.credentials && navigator.credentials.get && navigator.credentials.create) &&
+    !/^[0-9.]+$|:/.test(location.hostname);
+  // A list of credential descriptors (allow or exclude) with ids decoded.
+  function descriptors(list) {
+    return list && list.map(function (c) { return Object.assign({}, c, { id: fromB64u(c.id) }); });
+  }
+  // A PublicKeyCredential as JSON: its toJSON(), or the same by hand (an
+  // assertion's response or a registration's).
+  function credentialJSON(cred) {
+    if (typeof cred.toJSON === "function") { return cred.toJSON(); }
+    var r = cred.response, response = { clientDataJSON: toB64u(r.clientDataJSON) };
+    if (r.attestationObject) {
+      response.attestationObject = toB64u(r.attestationObject);
+      response.transports = r.getTransports ? r.getTransports() : undefined;
+    } else {
+      response.authenticatorData = toB64u(r.authenticatorData);
+      response.signature = toB64u(r.signature);
+      response.userHandle = toB64u(r.userHandle) || undefined;
+    }
+    return {
+      id: cred.id, rawId: toB64u(cred.rawId), type: cred.type,
+      authenticatorAttachment: cred.authenticatorAttachment || undefined,
+      clientExtensionResults: cred.getClientExtensionResults ? cred.getClientExtensionResults() : {},
+      response: response
+    };
+  }

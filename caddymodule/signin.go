@@ -36,7 +36,7 @@ var (
 
 // pageCommonMarker is the line of signin.js and account.js where the
 // helpers they share (pagecommon.js) go, inside each page's function.
-const pageCommonMarker = "  // PAGE_COMMON (pagecommon.js: csrfToken, call, messages, fromB64u, toB64u)\n"
+const pageCommonMarker = "  // PAGE_COMMON (pagecommon.js: csrfToken, call, messages, base64url, passkeys, credentialJSON)\n"
 
 // accountPagePath is the account page's path under api_prefix.
 const accountPagePath = "/account/"

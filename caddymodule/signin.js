@@ -28,7 +28,7 @@
     return accountPage + (next === "/" || next.indexOf(accountPage) === 0 ? "" : "?next=" + encodeURIComponent(next));
   }
 
-  // PAGE_COMMON (pagecommon.js: csrfToken, call, messages, fromB64u, toB64u)
+  // PAGE_COMMON (pagecommon.js: csrfToken, call, messages, base64url, passkeys, credentialJSON)
 
   // Field names in messages().
   var labels = { username: "Username", email: "Email", password: "Password", password2: "Password (again)", new_password: "New password" };
@@ -57,11 +57,6 @@
     location.assign(data.mfa_enrolment_required ? accountURL() : safeNext());
   }
 
-  // Passkeys (WebAuthn): the browser must have them, and the site must
-  // be on a name (WebAuthn has no relying party on an IP address).
-  var passkeys = !!(window.PublicKeyCredential && navigator.credentials && navigator.credentials.get) &&
-    !/^[0-9.]+$|:/.test(location.hostname);
-
   // The options come as JSON with binary fields in base64url; browsers
   // without PublicKeyCredential.parseRequestOptionsFromJSON get them
   // decoded here.
@@ -69,24 +64,7 @@
     if (typeof PublicKeyCredential.parseRequestOptionsFromJSON === "function") {
       return PublicKeyCredential.parseRequestOptionsFromJSON(o);
     }
-    var out = Object.assign({}, o, { challenge: fromB64u(o.challenge) });
-    if (o.allowCredentials) {
-      out.allowCredentials = o.allowCredentials.map(function (c) { return Object.assign({}, c, { id: fromB64u(c.id) }); });
-    }
-    return out;
-  }
-  function assertionJSON(cred) {
-    if (typeof cred.toJSON === "function") { return cred.toJSON(); }
-    var r = cred.response;
-    return {
-      id: cred.id, rawId: toB64u(cred.rawId), type: cred.type,
-      authenticatorAttachment: cred.authenticatorAttachment || undefined,
-      clientExtensionResults: cred.getClientExtensionResults ? cred.getClientExtensionResults() : {},
-      response: {
-        clientDataJSON: toB64u(r.clientDataJSON), authenticatorData: toB64u(r.authenticatorData),
-        signature: toB64u(r.signature), userHandle: toB64u(r.userHandle) || undefined
-      }
-    };
+    return Object.assign({}, o, { challenge: fromB64u(o.challenge), allowCredentials: descriptors(o.allowCredentials) });
   }
 
   // A passkey sign-in: after the password (the pending login's cookie
@@ -98,7 +76,7 @@
       if (r.status !== 200) { throw new Error(messages(r.data)); }
       return navigator.credentials.get({ publicKey: requestOptions(r.data.publicKey) }).then(function (cred) {
         if (!cred) { throw new Error("No passkey was chosen."); }
-        return call("POST", "/login/passkey/finish/", assertionJSON(cred));
+        return call("POST", "/login/passkey/finish/", credentialJSON(cred));
       }, function (e) {
         throw new Error(e && e.name === "NotAllowedError" ? "The passkey request was cancelled or timed out." : "The passkey did not work: " + e.message);
       });
