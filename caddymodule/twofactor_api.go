@@ -279,6 +279,18 @@ func methodOfCode(code string) string {
 	return mfa.MethodRecoveryCode
 }
 
+// factorChanged logs a change of u's factors (msg) and audits it (event),
+// with fields on both.
+func (s *SessionAuth) factorChanged(r *http.Request, u *users.User, msg, event string, fields ...zap.Field) {
+	s.logger.Info(msg, append([]zap.Field{zap.Int64("user_id", u.ID), zap.String("username", u.Username)}, fields...)...)
+	s.audit(auditEntry{event: event, user: u, r: r, extra: fields})
+}
+
+// passkeyFields name a passkey in logs.
+func passkeyFields(pk *mfa.Passkey) []zap.Field {
+	return []zap.Field{zap.String("method", mfa.MethodPasskey), zap.String("passkey_id", pk.ID()), zap.String("passkey_name", pk.Name)}
+}
+
 // secondFactorFailed counts and records a wrong second factor.
 func (s *SessionAuth) secondFactorFailed(r *http.Request, u *users.User, method string) {
 	s.counters.secondFactor(method, "failed").Inc()
@@ -439,8 +451,7 @@ func (s *SessionAuth) totpConfirm(w http.ResponseWriter, r *http.Request, auth a
 		errAnswer{mfa.ErrNoPendingTOTP, http.StatusBadRequest, bodyNoTOTPSetup}) {
 		return
 	}
-	s.logger.Info("second factor added", zap.Int64("user_id", u.ID), zap.String("username", u.Username), zap.String("method", mfa.MethodTOTP))
-	s.audit(auditEntry{event: auditMFAEnabled, user: u, r: r, extra: []zap.Field{zap.String("method", mfa.MethodTOTP)}})
+	s.factorChanged(r, u, "second factor added", auditMFAEnabled, zap.String("method", mfa.MethodTOTP))
 	if first && !s.firstFactorAdded(w, r, auth.who) {
 		return
 	}
@@ -480,8 +491,7 @@ func (s *SessionAuth) totpDisable(w http.ResponseWriter, r *http.Request, auth a
 	if usedRecovery {
 		s.audit(auditEntry{event: auditRecoveryCodeUsed, user: u, r: r})
 	}
-	s.logger.Info("second factor removed", zap.Int64("user_id", u.ID), zap.String("username", u.Username), zap.String("method", mfa.MethodTOTP))
-	s.audit(auditEntry{event: auditMFADisabled, user: u, r: r, extra: []zap.Field{zap.String("method", mfa.MethodTOTP)}})
+	s.factorChanged(r, u, "second factor removed", auditMFADisabled, zap.String("method", mfa.MethodTOTP))
 	writeJSON(w, http.StatusOK, []byte(`{"detail":"TOTP disabled."}`))
 }
 
@@ -584,8 +594,7 @@ func (s *SessionAuth) passkeyRegisterFinish(w http.ResponseWriter, r *http.Reque
 		return
 	}
 	s.setStateCookie(w, r, "", -1)
-	s.logger.Info("second factor added", zap.Int64("user_id", u.ID), zap.String("username", u.Username), zap.String("method", mfa.MethodPasskey))
-	s.audit(auditEntry{event: auditPasskeyAdded, user: u, r: r, extra: []zap.Field{zap.String("passkey_id", pk.ID()), zap.String("passkey_name", pk.Name)}})
+	s.factorChanged(r, u, "second factor added", auditPasskeyAdded, passkeyFields(pk)...)
 	if first && !s.firstFactorAdded(w, r, auth.who) {
 		return
 	}
@@ -611,8 +620,7 @@ func (s *SessionAuth) removePasskey(w http.ResponseWriter, r *http.Request, auth
 	if s.answerErr(w, err, "changing second factors", errAnswer{mfa.ErrNoPasskey, http.StatusNotFound, bodyNoSuchPasskey}, errMustKeepFactor) {
 		return
 	}
-	s.logger.Info("second factor removed", zap.Int64("user_id", u.ID), zap.String("username", u.Username), zap.String("method", mfa.MethodPasskey))
-	s.audit(auditEntry{event: auditPasskeyRemoved, user: u, r: r, extra: []zap.Field{zap.String("passkey_id", pk.ID()), zap.String("passkey_name", pk.Name)}})
+	s.factorChanged(r, u, "second factor removed", auditPasskeyRemoved, passkeyFields(pk)...)
 	w.Header()["Content-Length"] = valZero
 	w.WriteHeader(http.StatusNoContent)
 }
