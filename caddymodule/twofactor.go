@@ -82,9 +82,8 @@ type twoFactorState struct {
 	factors  users.Factors
 	secrets  users.Secrets
 
-	mu   sync.Mutex
-	svc  *mfa.Service // made on first use (its key is read from the users backend)
-	keys *mfa.Keys
+	mu  sync.Mutex
+	svc *mfa.Service // made on first use (its key is read from the users backend)
 }
 
 // checkTwoFactor checks the two_factor settings (Validate and Provision).
@@ -173,7 +172,6 @@ func (t *twoFactorState) service(ctx context.Context) (*mfa.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.keys = keys
 	t.svc = &mfa.Service{Store: t.factors, Keys: keys}
 	return t.svc, nil
 }

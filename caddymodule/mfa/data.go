@@ -75,7 +75,7 @@ func (d *Data) Methods() []string {
 	return m
 }
 
-// Summary is the short form of what a user has (list-users, GET 2fa/).
+// Summary is the short form of what a user has (list-users, reset-2fa).
 func (d *Data) Summary() []string {
 	var out []string
 	if d == nil {
