@@ -117,13 +117,18 @@ func passwordDigest(hash string) int64 {
 	return int64(binary.BigEndian.Uint64(sum[:8]))
 }
 
-// scanDjangoUser reads djangoColumns.
+// scanDjangoUser reads djangoColumns. The query already gives the groups
+// in byte order (COLLATE "C"), and each once (auth_group.name and
+// auth_user_groups (user_id, group_id) are unique): SortGroups, which
+// copies, runs only if a server's encoding ordered them otherwise.
 func scanDjangoUser(row pgx.Row, u *users.User) error {
 	if err := scanUser(row, u); err != nil {
 		return err
 	}
 	u.SessionEpoch ^= passwordDigest(u.PasswordHash)
-	u.Groups = users.SortGroups(u.Groups)
+	if !slices.IsSorted(u.Groups) {
+		u.Groups = users.SortGroups(u.Groups)
+	}
 	return nil
 }
 
