@@ -306,8 +306,8 @@ func (s *Store) djangoInsert(ctx context.Context, tx pgx.Tx, rec *users.User, ke
 		cols += ", id"
 		vals += fmt.Sprintf(", $%d", len(args))
 	}
-	// Savepoint: a unique violation must not abort the caller's
-	// transaction (CreateMany maps it to the user's error).
+	// No savepoint: a unique violation aborts the transaction, and
+	// CreateMany returns it as that user's error (nothing is written).
 	err := tx.QueryRow(ctx, `INSERT INTO auth_user (`+cols+`) VALUES (`+vals+`) RETURNING id`, args...).Scan(&rec.ID)
 	if err != nil {
 		return s.djangoErr(ctx, "creating a user", err)
