@@ -190,15 +190,10 @@ func (s *Store) Update(ctx context.Context, id int64, fn func(u *users.User) err
 		if err := fn(u); err != nil {
 			return err
 		}
-		if u.ID != id {
-			return fmt.Errorf("%w: Update must not change the id (%d -> %d)", users.ErrInvalidUser, id, u.ID)
+		newName, err := users.CheckUpdated(id, u)
+		if err != nil {
+			return err
 		}
-		newName := users.UsernameKey(u.Username)
-		if newName == "" {
-			return fmt.Errorf("%w: empty username", users.ErrInvalidUser)
-		}
-		u.DateJoined, u.LastLogin = users.StoredTime(u.DateJoined), users.StoredTime(u.LastLogin)
-		u.Groups = users.SortGroups(u.Groups)
 		if newName != oldName {
 			if b.usernames.Get([]byte(newName)) != nil {
 				return users.ErrUsernameTaken

@@ -402,15 +402,10 @@ func (s *Store) djangoUpdate(ctx context.Context, id int64, fn func(u *users.Use
 		if err := fn(u); err != nil {
 			return err
 		}
-		if u.ID != id {
-			return fmt.Errorf("%w: Update must not change the id (%d -> %d)", users.ErrInvalidUser, id, u.ID)
+		key, err := users.CheckUpdated(id, u)
+		if err != nil {
+			return err
 		}
-		key := users.UsernameKey(u.Username)
-		if key == "" {
-			return fmt.Errorf("%w: empty username", users.ErrInvalidUser)
-		}
-		u.DateJoined, u.LastLogin = users.StoredTime(u.DateJoined), users.StoredTime(u.LastLogin)
-		u.Groups = users.SortGroups(u.Groups)
 		if !slices.Equal(u.Groups, before.Groups) {
 			return fmt.Errorf("%w: with django_users, groups are Django's (auth_user_groups): change them in Django", users.ErrInvalidUser)
 		}
