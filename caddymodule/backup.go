@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -34,11 +33,6 @@ import (
 const pgDumpAdvice = "users_db is a PostgreSQL database: back it up with PostgreSQL's own tools, e.g.\n" +
 	"    pg_dump --format=custom --file users.dump \"$USERS_DB_URL\"\n" +
 	"and restore with pg_restore --clean --dbname \"$USERS_DB_URL\" users.dump (sessions in Redis need no backup)"
-
-// isPostgresURL tells a PostgreSQL users_db from a bbolt file's path.
-func isPostgresURL(v string) bool {
-	return strings.HasPrefix(v, "postgres://") || strings.HasPrefix(v, "postgresql://")
-}
 
 func backupCommand() *cobra.Command {
 	c := &cobra.Command{
@@ -95,7 +89,7 @@ fails.
 
 // backupFile copies the bbolt file at path (no Caddy may hold it) to out.
 func backupFile(path, out string) (int64, error) {
-	if isPostgresURL(path) {
+	if isUsersURL(path) {
 		return 0, errors.New(pgDumpAdvice)
 	}
 	if _, err := os.Stat(path); err != nil {
@@ -126,7 +120,7 @@ func backupFile(path, out string) (int64, error) {
 
 // backupThroughAdmin streams the snapshot from the running Caddy.
 func backupThroughAdmin(config, adapter, address, usersDB, out string) (int64, error) {
-	if isPostgresURL(usersDB) {
+	if isUsersURL(usersDB) {
 		return 0, errors.New(pgDumpAdvice)
 	}
 	if config != "" {
@@ -264,7 +258,7 @@ func configUsersDBs(cfg []byte) []string {
 
 func allPostgres(dbs []string) bool {
 	for _, d := range dbs {
-		if !isPostgresURL(d) {
+		if !isUsersURL(d) {
 			return false
 		}
 	}

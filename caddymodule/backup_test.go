@@ -77,6 +77,8 @@ func TestBackupWithDB(t *testing.T) {
 
 	// PostgreSQL users: pg_dump, and a non-zero exit (an error).
 	l.fails([]string{pgDumpWords, "pg_dump", "pg_restore"}, "", "backup", "--db", "postgres://u:secret@127.0.0.1/users", filepath.Join(dir, "pg.db"))
+	// Spelled as users_db accepts it (scheme in any case).
+	l.fails([]string{pgDumpWords, "pg_dump"}, "", "backup", "--db", "PostgreSQL://u:secret@127.0.0.1/users", filepath.Join(dir, "pg.db"))
 	cfg := filepath.Join(dir, "pg.json")
 	os.WriteFile(cfg, []byte(`{"apps":{"http":{"servers":{"s":{"listen":[":0"],"routes":[{"handle":[{"handler":"session_auth","users_db":"postgresql://u:secret@127.0.0.1/users"}]}]}}}}}`), 0o600)
 	r = l.fails([]string{pgDumpWords}, "", "backup", "--config", cfg, filepath.Join(dir, "pg.db"))

@@ -121,9 +121,9 @@ single-instance install moves to PostgreSQL (README "Scaling out").
 }
 
 type copyResult struct {
-	users, secrets, factors int
-	tokenKeys               bool // the identity token's keys were among the secrets
-	from, to                string
+	users, factors int
+	tokenKeys      bool // the identity token's keys were among the secrets
+	from, to       string
 }
 
 // copyUsers copies every user (and copiedSecrets) from src to dst, which
@@ -193,7 +193,6 @@ func copyUsers(ctx context.Context, from, to string) (*copyResult, error) {
 			if _, err := ds.UpdateSecret(lctx, name, func([]byte) ([]byte, error) { return v, nil }); err != nil {
 				return nil, fmt.Errorf("writing secret %q to %s: %v", name, dst.name, err)
 			}
-			res.secrets++
 			res.tokenKeys = res.tokenKeys || name == idtoken.SecretName
 		}
 	}

@@ -88,12 +88,6 @@ func (s *SessionAuth) usersDBSpec() string {
 	return s.UsersDB
 }
 
-// djangoStoreOptions are the store options for a pool key.
-func djangoStoreOptions(key string) (url string, django bool, scheme passwords.Scheme) {
-	url, scheme, django = parseDjangoKey(key)
-	return url, django, scheme
-}
-
 // cliDjangoKey turns the CLI's --db into the pool key for the Django flavour
 // when --django-users is given (and refuses the hasher flags without it).
 func cliDjangoKey(cmd *cobra.Command, db string) (string, error) {

@@ -64,10 +64,6 @@ type sharedDB struct {
 	scheme passwords.Scheme
 }
 
-// multiInstance reports whether several processes share the database
-// (PostgreSQL), so that sessions must be shared too.
-func (d *sharedDB) multiInstance() bool { return d.pg != nil }
-
 // kind names the backend: "bolt" or "postgres".
 func (d *sharedDB) kind() string {
 	if d.pg != nil {
@@ -150,7 +146,7 @@ type usersDBOptions struct {
 // first use, so a caller that must know whether the server answers checks
 // it (Caddy logs it, the CLI fails).
 func openUsersDB(key string, o usersDBOptions) (*sharedDB, error) {
-	key, django, scheme := djangoStoreOptions(key) // djangousers.go
+	key, scheme, django := parseDjangoKey(key) // djangousers.go
 	if isUsersURL(key) {
 		opts := userpg.Options{ConnectTimeout: o.pgTimeout, QueryTimeout: o.pgTimeout, Django: django}
 		name := userpg.RedactURL(key)

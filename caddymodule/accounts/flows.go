@@ -22,51 +22,37 @@ func UsableHash(hash string) bool { return hash != "" && !strings.HasPrefix(hash
 // to: active, with a usable password, whose address is email regardless
 // of case (Django's PasswordResetForm.get_users).
 func (s *Service) ResetRecipients(ctx context.Context, email string) ([]users.User, error) {
-	found, err := s.byEmail(ctx, email)
-	if err != nil {
-		return nil, err
-	}
-	out := found[:0]
-	for _, u := range found {
-		if u.IsActive && UsableHash(u.PasswordHash) {
-			out = append(out, u)
-		}
-	}
-	return out, nil
+	return s.byEmail(ctx, email, func(u *users.User) bool { return u.IsActive && UsableHash(u.PasswordHash) })
 }
 
 // UnverifiedRecipients are the active users with the address email (any
 // case) that is not verified yet: those a resent verification mail goes to.
 func (s *Service) UnverifiedRecipients(ctx context.Context, email string) ([]users.User, error) {
-	found, err := s.byEmail(ctx, email)
-	if err != nil {
-		return nil, err
-	}
-	out := found[:0]
-	for _, u := range found {
-		if u.IsActive && !u.EmailVerified {
-			out = append(out, u)
-		}
-	}
-	return out, nil
+	return s.byEmail(ctx, email, func(u *users.User) bool { return u.IsActive && !u.EmailVerified })
 }
 
-func (s *Service) byEmail(ctx context.Context, email string) ([]users.User, error) {
+// byEmail returns the users whose address is email regardless of case and
+// that keep accepts.
+func (s *Service) byEmail(ctx context.Context, email string, keep func(u *users.User) bool) ([]users.User, error) {
 	email = strings.TrimSpace(email)
 	if email == "" {
 		return nil, nil
 	}
-	if f, ok := s.Store.(users.EmailFinder); ok {
-		return f.ByEmail(ctx, email)
+	f, finder := s.Store.(users.EmailFinder)
+	var found []users.User
+	var err error
+	if finder {
+		found, err = f.ByEmail(ctx, email)
+	} else {
+		found, err = s.Store.List(ctx) // filtered by address below
 	}
-	all, err := s.Store.List(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []users.User
-	for _, u := range all {
-		if strings.EqualFold(u.Email, email) {
-			out = append(out, u)
+	out := found[:0]
+	for i := range found {
+		if (finder || strings.EqualFold(found[i].Email, email)) && keep(&found[i]) {
+			out = append(out, found[i])
 		}
 	}
 	return out, nil

@@ -96,26 +96,28 @@ func (t *Tokens) mac(purpose string, parts ...string) string {
 	return string(out)
 }
 
-func resetParts(u *users.User, ts string) []string {
+func (t *Tokens) resetMAC(u *users.User, ts string) string {
 	last := ""
 	if !u.LastLogin.IsZero() {
 		last = strconv.FormatInt(u.LastLogin.UnixMicro(), 10)
 	}
-	return []string{strconv.FormatInt(u.ID, 10), u.PasswordHash, last, ts, strings.ToLower(u.Email)}
+	return t.mac("password-reset", strconv.FormatInt(u.ID, 10), u.PasswordHash, last, ts, strings.ToLower(u.Email))
 }
 
-// ResetToken makes u's password-reset token at now: "<ts>-<mac>", ts in
-// base 36 seconds since 2001, as Django's.
-func (t *Tokens) ResetToken(u *users.User, now time.Time) string {
-	ts := strconv.FormatInt(int64(now.Sub(tokenEpoch)/time.Second), 36)
-	return ts + "-" + t.mac("password-reset", resetParts(u, ts)...)
+func (t *Tokens) verifyMAC(u *users.User, ts string) string {
+	return t.mac("email-verify", strconv.FormatInt(u.ID, 10), strings.ToLower(u.Email), ts)
 }
 
-// CheckResetToken reports whether token is u's, made within timeout
-// before now (and not after it), in constant time.
-func (t *Tokens) CheckResetToken(u *users.User, token string, timeout time.Duration, now time.Time) bool {
-	ts, sum, ok := strings.Cut(token, "-")
-	if !ok || len(ts) == 0 || len(ts) > 13 || len(sum) != 32 {
+// stamp is a token's timestamp for now: base 36 seconds since 2001, as
+// Django's.
+func stamp(now time.Time) string {
+	return strconv.FormatInt(int64(now.Sub(tokenEpoch)/time.Second), 36)
+}
+
+// fresh reports whether ts is a stamp in canonical form made within maxAge
+// before now (and not after it, give or take a minute of clock skew).
+func fresh(ts string, maxAge time.Duration, now time.Time) bool {
+	if len(ts) == 0 || len(ts) > 13 {
 		return false
 	}
 	secs, err := strconv.ParseInt(ts, 36, 64)
@@ -123,17 +125,31 @@ func (t *Tokens) CheckResetToken(u *users.User, token string, timeout time.Durat
 		return false
 	}
 	made := tokenEpoch.Add(time.Duration(secs) * time.Second)
-	if !hmac.Equal([]byte(t.mac("password-reset", resetParts(u, ts)...)), []byte(sum)) {
+	return !made.After(now.Add(time.Minute)) && now.Sub(made) <= maxAge
+}
+
+// ResetToken makes u's password-reset token at now: "<ts>-<mac>", ts in
+// base 36 seconds since 2001, as Django's.
+func (t *Tokens) ResetToken(u *users.User, now time.Time) string {
+	ts := stamp(now)
+	return ts + "-" + t.resetMAC(u, ts)
+}
+
+// CheckResetToken reports whether token is u's, made within timeout
+// before now (and not after it), in constant time.
+func (t *Tokens) CheckResetToken(u *users.User, token string, timeout time.Duration, now time.Time) bool {
+	ts, sum, ok := strings.Cut(token, "-")
+	if !ok || len(sum) != 32 || !fresh(ts, timeout, now) {
 		return false
 	}
-	return !made.After(now.Add(time.Minute)) && now.Sub(made) <= timeout
+	return hmac.Equal([]byte(t.resetMAC(u, ts)), []byte(sum))
 }
 
 // VerifyKey makes a key that verifies u's current e-mail address:
 // "<uid>-<ts>-<mac>".
 func (t *Tokens) VerifyKey(u *users.User, now time.Time) string {
-	ts := strconv.FormatInt(int64(now.Sub(tokenEpoch)/time.Second), 36)
-	return EncodeUID(u.ID) + "-" + ts + "-" + t.mac("email-verify", strconv.FormatInt(u.ID, 10), strings.ToLower(u.Email), ts)
+	ts := stamp(now)
+	return EncodeUID(u.ID) + "-" + ts + "-" + t.verifyMAC(u, ts)
 }
 
 // ErrInvalidKey is returned for a verification key that is malformed,
@@ -153,20 +169,11 @@ func KeyUser(key string) (id int64, ok bool) {
 // CheckVerifyKey reports whether key verifies u's current address at now.
 func (t *Tokens) CheckVerifyKey(u *users.User, key string, now time.Time) bool {
 	parts := strings.Split(key, "-")
-	if len(parts) != 3 || len(parts[2]) != 32 || len(parts[1]) == 0 || len(parts[1]) > 13 {
+	if len(parts) != 3 || len(parts[2]) != 32 || !fresh(parts[1], KeyMaxAge, now) {
 		return false
 	}
 	if id, ok := DecodeUID(parts[0]); !ok || id != u.ID {
 		return false
 	}
-	secs, err := strconv.ParseInt(parts[1], 36, 64)
-	if err != nil || secs < 0 || strconv.FormatInt(secs, 36) != parts[1] {
-		return false
-	}
-	want := t.mac("email-verify", strconv.FormatInt(u.ID, 10), strings.ToLower(u.Email), parts[1])
-	if !hmac.Equal([]byte(want), []byte(parts[2])) {
-		return false
-	}
-	made := tokenEpoch.Add(time.Duration(secs) * time.Second)
-	return !made.After(now.Add(time.Minute)) && now.Sub(made) <= KeyMaxAge
+	return hmac.Equal([]byte(t.verifyMAC(u, parts[1])), []byte(parts[2]))
 }

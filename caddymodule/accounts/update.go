@@ -20,8 +20,9 @@ func (c Changes) Empty() bool { return c.Email == nil && c.IsStaff == nil && c.I
 
 // Update applies c to the user in one transaction; changed is false when
 // every field already had its value. An email is checked as registration
-// checks it (a *FieldErrors). Privileges are read on every request, so the
-// user's sessions go on and see the change at once.
+// checks it (a *FieldErrors); a new address (other than by case) is not
+// verified. Privileges are read on every request, so the user's sessions
+// go on and see the change at once.
 func (s *Service) Update(ctx context.Context, id int64, c Changes) (u *users.User, changed bool, err error) {
 	var email string
 	if c.Email != nil {
@@ -38,6 +39,9 @@ func (s *Service) Update(ctx context.Context, id int64, c Changes) (u *users.Use
 		before := *u
 		if c.Email != nil {
 			u.Email = email
+			if !strings.EqualFold(email, before.Email) {
+				u.EmailVerified = false
+			}
 		}
 		if c.IsStaff != nil {
 			u.IsStaff = *c.IsStaff

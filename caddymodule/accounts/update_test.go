@@ -28,6 +28,18 @@ func TestUpdate(t *testing.T) {
 		if err != nil || !changed || got.IsStaff || !got.IsSuperuser || got.Email != "Dora@example.org" {
 			t.Errorf("flags: %+v %v %v", got, changed, err)
 		}
+		// A new address is not verified; the same one in another case is.
+		if _, _, err := s.SetEmailVerified(ctx, u.ID, true); err != nil {
+			t.Fatal(err)
+		}
+		same := "DORA@example.org"
+		if got, _, err := s.Update(ctx, u.ID, accounts.Changes{Email: &same}); err != nil || !got.EmailVerified {
+			t.Errorf("address changed only in case: %+v %v, want it still verified", got, err)
+		}
+		other := "dora@elsewhere.example"
+		if got, _, err := s.Update(ctx, u.ID, accounts.Changes{Email: &other}); err != nil || got.EmailVerified || got.Email != other {
+			t.Errorf("new address: %+v %v, want it unverified", got, err)
+		}
 		for _, bad := range []string{"", "not-an-email"} {
 			_, _, err := s.Update(ctx, u.ID, accounts.Changes{Email: &bad})
 			if fe, ok := errors.AsType[*accounts.FieldErrors](err); !ok || !fe.Has("email") {

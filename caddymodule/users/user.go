@@ -2,6 +2,7 @@ package users
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"time"
@@ -88,4 +89,21 @@ func StoredTime(t time.Time) time.Time {
 		return time.Time{}
 	}
 	return t.UTC().Truncate(time.Microsecond)
+}
+
+// CheckUpdated is what every Store's Update does with the user its fn
+// left: it refuses a changed id or an empty username (ErrInvalidUser),
+// stores the times and groups as the backends keep them, and returns the
+// new username's key.
+func CheckUpdated(id int64, u *User) (string, error) {
+	if u.ID != id {
+		return "", fmt.Errorf("%w: Update must not change the id (%d -> %d)", ErrInvalidUser, id, u.ID)
+	}
+	key := UsernameKey(u.Username)
+	if key == "" {
+		return "", fmt.Errorf("%w: empty username", ErrInvalidUser)
+	}
+	u.DateJoined, u.LastLogin = StoredTime(u.DateJoined), StoredTime(u.LastLogin)
+	u.Groups = SortGroups(u.Groups)
+	return key, nil
 }

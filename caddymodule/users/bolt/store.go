@@ -190,15 +190,10 @@ func (s *Store) Update(ctx context.Context, id int64, fn func(u *users.User) err
 		if err := fn(u); err != nil {
 			return err
 		}
-		if u.ID != id {
-			return fmt.Errorf("%w: Update must not change the id (%d -> %d)", users.ErrInvalidUser, id, u.ID)
+		newName, err := users.CheckUpdated(id, u)
+		if err != nil {
+			return err
 		}
-		newName := users.UsernameKey(u.Username)
-		if newName == "" {
-			return fmt.Errorf("%w: empty username", users.ErrInvalidUser)
-		}
-		u.DateJoined, u.LastLogin = users.StoredTime(u.DateJoined), users.StoredTime(u.LastLogin)
-		u.Groups = users.SortGroups(u.Groups)
 		if newName != oldName {
 			if b.usernames.Get([]byte(newName)) != nil {
 				return users.ErrUsernameTaken
@@ -254,6 +249,12 @@ func (s *Store) Delete(ctx context.Context, id int64) error {
 
 // List implements users.Store.
 func (s *Store) List(ctx context.Context) ([]users.User, error) {
+	return s.scan(ctx, nil)
+}
+
+// scan reads every user, in id order, keeping those keep accepts (all if
+// keep is nil).
+func (s *Store) scan(ctx context.Context, keep func(u *users.User) bool) ([]users.User, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, ctxErr(err)
 	}
@@ -264,9 +265,13 @@ func (s *Store) List(ctx context.Context) ([]users.User, error) {
 			if err != nil {
 				return err
 			}
-			out = append(out, users.User{})
-			if err := decodeRecord(&out[len(out)-1], id, v); err != nil {
+			out = append(out, users.User{}) // decoded in place: no copy
+			u := &out[len(out)-1]
+			if err := decodeRecord(u, id, v); err != nil {
 				return wrapRecordErr(id, err)
+			}
+			if keep != nil && !keep(u) {
+				out = out[:len(out)-1]
 			}
 			return nil
 		})
@@ -350,25 +355,5 @@ func (s *Store) ByEmail(ctx context.Context, email string) ([]users.User, error)
 	if email == "" {
 		return nil, nil
 	}
-	var out []users.User
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		return tx.Bucket(usersBucket).ForEach(func(k, v []byte) error {
-			id, err := idFromKey(k)
-			if err != nil {
-				return err
-			}
-			var u users.User
-			if err := decodeRecord(&u, id, v); err != nil {
-				return wrapRecordErr(id, err)
-			}
-			if strings.EqualFold(u.Email, email) {
-				out = append(out, u)
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return s.scan(ctx, func(u *users.User) bool { return strings.EqualFold(u.Email, email) })
 }

@@ -117,13 +117,18 @@ func passwordDigest(hash string) int64 {
 	return int64(binary.BigEndian.Uint64(sum[:8]))
 }
 
-// scanDjangoUser reads djangoColumns.
+// scanDjangoUser reads djangoColumns. The query already gives the groups
+// in byte order (COLLATE "C"), and each once (auth_group.name and
+// auth_user_groups (user_id, group_id) are unique): SortGroups, which
+// copies, runs only if a server's encoding ordered them otherwise.
 func scanDjangoUser(row pgx.Row, u *users.User) error {
 	if err := scanUser(row, u); err != nil {
 		return err
 	}
 	u.SessionEpoch ^= passwordDigest(u.PasswordHash)
-	u.Groups = users.SortGroups(u.Groups)
+	if !slices.IsSorted(u.Groups) {
+		u.Groups = users.SortGroups(u.Groups)
+	}
 	return nil
 }
 
@@ -301,8 +306,8 @@ func (s *Store) djangoInsert(ctx context.Context, tx pgx.Tx, rec *users.User, ke
 		cols += ", id"
 		vals += fmt.Sprintf(", $%d", len(args))
 	}
-	// Savepoint: a unique violation must not abort the caller's
-	// transaction (CreateMany maps it to the user's error).
+	// No savepoint: a unique violation aborts the transaction, and
+	// CreateMany returns it as that user's error (nothing is written).
 	err := tx.QueryRow(ctx, `INSERT INTO auth_user (`+cols+`) VALUES (`+vals+`) RETURNING id`, args...).Scan(&rec.ID)
 	if err != nil {
 		return s.djangoErr(ctx, "creating a user", err)
@@ -397,15 +402,10 @@ func (s *Store) djangoUpdate(ctx context.Context, id int64, fn func(u *users.Use
 		if err := fn(u); err != nil {
 			return err
 		}
-		if u.ID != id {
-			return fmt.Errorf("%w: Update must not change the id (%d -> %d)", users.ErrInvalidUser, id, u.ID)
+		key, err := users.CheckUpdated(id, u)
+		if err != nil {
+			return err
 		}
-		key := users.UsernameKey(u.Username)
-		if key == "" {
-			return fmt.Errorf("%w: empty username", users.ErrInvalidUser)
-		}
-		u.DateJoined, u.LastLogin = users.StoredTime(u.DateJoined), users.StoredTime(u.LastLogin)
-		u.Groups = users.SortGroups(u.Groups)
 		if !slices.Equal(u.Groups, before.Groups) {
 			return fmt.Errorf("%w: with django_users, groups are Django's (auth_user_groups): change them in Django", users.ErrInvalidUser)
 		}

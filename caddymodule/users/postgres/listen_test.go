@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"net/url"
 	"runtime"
 	"slices"
 	"testing"
@@ -186,11 +185,10 @@ func TestListenerKilledNoStaleRead(t *testing.T) {
 // the change made meanwhile.
 func TestDatabaseDownFailsClosed(t *testing.T) {
 	db := testpg.New(t)
-	u0, _ := url.Parse(db.URL)
-	p := testpg.StartProxy(t, u0.Host)
+	p, via := testpg.Through(t, db.URL)
 	events := make(chan ListenerEvent, 16)
 	opts := Options{ConnectTimeout: time.Second, QueryTimeout: time.Second, OnListener: func(ev ListenerEvent) { events <- ev }}
-	a := openOn(t, p.Via(t, db.URL), opts)
+	a := openOn(t, via, opts)
 	eventOf(t, events)
 	b := openOn(t, db.URL, Options{})
 	u := mustCreate(t, b, &users.User{Username: "dave", IsActive: true})
@@ -227,10 +225,9 @@ func TestDatabaseDownFailsClosed(t *testing.T) {
 // longer than that.
 func TestDatabaseHungFailsClosed(t *testing.T) {
 	db := testpg.New(t)
-	u0, _ := url.Parse(db.URL)
-	p := testpg.StartProxy(t, u0.Host)
+	p, via := testpg.Through(t, db.URL)
 	opts := Options{ConnectTimeout: time.Second, QueryTimeout: 500 * time.Millisecond, Heartbeat: 100 * time.Millisecond}
-	a := openOn(t, p.Via(t, db.URL), opts)
+	a := openOn(t, via, opts)
 	b := openOn(t, db.URL, Options{})
 	u := mustCreate(t, b, &users.User{Username: "erin", IsActive: true})
 	cache(t, a, u.ID)
@@ -279,17 +276,16 @@ func TestDatabaseHungFailsClosed(t *testing.T) {
 // schema is made on first use). Open, for the CLI, fails with a clear error.
 func TestStartWhileDown(t *testing.T) {
 	db := testpg.New(t)
-	u0, _ := url.Parse(db.URL)
-	p := testpg.StartProxy(t, u0.Host)
+	p, via := testpg.Through(t, db.URL)
 	p.Cut()
 	events := make(chan ListenerEvent, 16)
 	opts := Options{ConnectTimeout: time.Second, QueryTimeout: time.Second, OnListener: func(ev ListenerEvent) { events <- ev }}
-	if _, err := Open(bg, p.Via(t, db.URL), Options{ConnectTimeout: time.Second}); err == nil {
+	if _, err := Open(bg, via, Options{ConnectTimeout: time.Second}); err == nil {
 		t.Fatal("Open with the database down succeeded")
 	} else {
 		t.Logf("Open with the database down: %v", err)
 	}
-	s, err := New(p.Via(t, db.URL), opts)
+	s, err := New(via, opts)
 	if err != nil {
 		t.Fatalf("New with the database down: %v", err)
 	}

@@ -583,15 +583,10 @@ func (s *Store) Update(ctx context.Context, id int64, fn func(u *users.User) err
 		if err := fn(u); err != nil {
 			return err
 		}
-		if u.ID != id {
-			return fmt.Errorf("%w: Update must not change the id (%d -> %d)", users.ErrInvalidUser, id, u.ID)
+		key, err := users.CheckUpdated(id, u)
+		if err != nil {
+			return err
 		}
-		key := users.UsernameKey(u.Username)
-		if key == "" {
-			return fmt.Errorf("%w: empty username", users.ErrInvalidUser)
-		}
-		u.DateJoined, u.LastLogin = users.StoredTime(u.DateJoined), users.StoredTime(u.LastLogin)
-		u.Groups = users.SortGroups(u.Groups)
 		_, err = tx.Exec(ctx, `UPDATE session_auth_users SET username = $2, username_key = $3, email = $4,
 			password_hash = $5, is_active = $6, is_superuser = $7, is_staff = $8, date_joined = $9,
 			last_login = $10, session_epoch = $11, groups = $12, email_verified = $13 WHERE id = $1`, append([]any{id}, insertArgs(u, key)...)...)
