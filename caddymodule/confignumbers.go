@@ -32,6 +32,8 @@ var numberFields = []numberField{
 	{key: "max_body_bytes", max: maxBodyLimit, message: "max_body_size: invalid size %q"},
 	{key: "hash_concurrency", message: "hash_concurrency: want a positive integer, got %q"},
 	{key: "db_lock_timeout", duration: true, message: "db_lock_timeout: invalid duration %q"},
+	{key: "smtp_timeout", duration: true, message: "smtp_timeout: invalid duration %q"},
+	{key: "password_reset_timeout", duration: true, message: "password_reset_timeout: invalid duration %q"},
 	{parent: "login_throttle", key: "user_failures", message: "login_throttle: user_failures: want a positive integer, got %q"},
 	{parent: "login_throttle", key: "ip_failures", message: "login_throttle: ip_failures: want a positive integer, got %q"},
 	{parent: "login_throttle", key: "window", duration: true, message: "login_throttle: window: invalid duration %q"},
@@ -113,6 +115,8 @@ func (s *SessionAuth) checkNumbers() error {
 		{s.MaxBodyBytes < 0 || s.MaxBodyBytes > maxBodyLimit, "max_body_size: invalid size %q", s.MaxBodyBytes},
 		{s.HashConcurrency < 0, "hash_concurrency: want a positive integer, got %q", s.HashConcurrency},
 		{s.DBLockTimeout < 0, "db_lock_timeout: invalid duration %q", s.DBLockTimeout},
+		{s.SMTPTimeout < 0, "smtp_timeout: invalid duration %q", s.SMTPTimeout},
+		{s.PasswordResetTimeout < 0, "password_reset_timeout: invalid duration %q", s.PasswordResetTimeout},
 	}
 	if lt := s.LoginThrottle; lt != nil {
 		checks = append(checks,
