@@ -101,7 +101,7 @@ func decodeInto[Req any](fn func(ctx context.Context, ua storeAdmin, r Req) (any
 		if err := dec.Decode(&r); err != nil {
 			return nil, bodyError(err)
 		}
-		if dec.More() {
+		if _, err := dec.Token(); err != io.EOF { // dec.More() would let a stray ']' or '}' through
 			return nil, badRequest("request body: one JSON object expected, found more after it")
 		}
 		return fn(ctx, ua, r)
