@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/accounts"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/users"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -100,7 +101,7 @@ func decodeInto[Req any](fn func(ctx context.Context, ua storeAdmin, r Req) (any
 		if err := dec.Decode(&r); err != nil {
 			return nil, bodyError(err)
 		}
-		if dec.More() {
+		if _, err := dec.Token(); err != io.EOF { // dec.More() would let a stray ']' or '}' through
 			return nil, badRequest("request body: one JSON object expected, found more after it")
 		}
 		return fn(ctx, ua, r)
@@ -227,56 +228,42 @@ func (a *adminAPI) audit(op string, result any) {
 }
 
 // auditEvent writes the security event of an admin API change on the
-// audit logger (http.handlers.session_auth.audit), as the handlers write
-// theirs: user_created, user_changed (with change, the operation) or
+// audit logger (http.handlers.session_auth.audit), in the handlers' format
+// (writeAudit): user_created, user_changed (with change, the operation) or
 // user_deleted, with actor admin_api and the caller's address; reset-2fa
-// writes mfa_disabled (auditReset2FA).
+// writes mfa_disabled with reason reset and what was removed, or, for a
+// user who had no factor, user_changed (their sessions ended all the same).
 func (a *adminAPI) auditEvent(op string, result any, r *http.Request) {
-	res, ok := result.(*userResult)
-	if ok && op == "reset-2fa" {
-		a.auditReset2FA(res, r)
-		return
-	}
-	if !ok || !res.Changed {
-		if ir, ok := result.(*importResult); ok && ir.Imported > 0 {
-			a.auditLog.Info(auditUserCreated, zap.String("event", auditUserCreated),
-				zap.String("actor", "admin_api"), zap.String("remote_addr", r.RemoteAddr),
-				zap.String("change", op), zap.Int("imported", ir.Imported))
+	remote := zap.String("remote_addr", r.RemoteAddr)
+	switch res := result.(type) {
+	case *importResult:
+		if res.Imported > 0 {
+			writeAudit(a.auditLog, auditEntry{event: auditUserCreated, actor: "admin_api",
+				extra: []zap.Field{remote, zap.String("change", op), zap.Int("imported", res.Imported)}})
 		}
-		return
+	case *userResult:
+		e := auditEntry{event: auditUserChanged, user: &users.User{ID: res.User.ID, Username: res.User.Username},
+			actor: "admin_api", extra: []zap.Field{remote}}
+		switch {
+		case op == "reset-2fa" && len(res.Removed) > 0:
+			e.event, e.reason = auditMFADisabled, "reset"
+			e.extra = append(e.extra, zap.Strings("removed", res.Removed))
+		case op == "reset-2fa":
+		case !res.Changed:
+			return
+		case op == "create-user":
+			e.event = auditUserCreated
+		case op == "delete-user":
+			e.event = auditUserDeleted
+		}
+		if e.event == auditUserChanged {
+			e.extra = append(e.extra, zap.String("change", op))
+		}
+		if res.group != "" {
+			e.extra = append(e.extra, zap.String("group", res.group))
+		}
+		writeAudit(a.auditLog, e)
 	}
-	event := auditUserChanged
-	switch op {
-	case "create-user":
-		event = auditUserCreated
-	case "delete-user":
-		event = auditUserDeleted
-	}
-	fields := []zap.Field{zap.String("event", event), zap.Int64("user_id", res.User.ID), zap.String("username", res.User.Username),
-		zap.String("actor", "admin_api"), zap.String("remote_addr", r.RemoteAddr)}
-	if event == auditUserChanged {
-		fields = append(fields, zap.String("change", op))
-	}
-	if res.group != "" {
-		fields = append(fields, zap.String("group", res.group))
-	}
-	a.auditLog.Info(event, fields...)
-}
-
-// auditReset2FA writes reset-2fa's event: mfa_disabled with reason reset
-// and what was removed, or, for a user who had no factor, user_changed
-// (their sessions ended all the same).
-func (a *adminAPI) auditReset2FA(res *userResult, r *http.Request) {
-	fields := []zap.Field{zap.Int64("user_id", res.User.ID), zap.String("username", res.User.Username),
-		zap.String("actor", "admin_api"), zap.String("remote_addr", r.RemoteAddr)}
-	if len(res.Removed) == 0 {
-		fields = append([]zap.Field{zap.String("event", auditUserChanged)}, append(fields, zap.String("change", "reset-2fa"))...)
-		a.auditLog.Info(auditUserChanged, fields...)
-		return
-	}
-	fields = append([]zap.Field{zap.String("event", auditMFADisabled)}, append(fields,
-		zap.String("reason", "reset"), zap.Strings("removed", res.Removed))...)
-	a.auditLog.Info(auditMFADisabled, fields...)
 }
 
 // adminWait bounds an admin request's work (a hash waits for a slot that

@@ -44,6 +44,7 @@ func TestAdminAPIErrorsAreClear(t *testing.T) {
 	adminErr(t, "broken JSON", a.adminPost(t, "/session-auth/set-password", `{"username":`), 400, "request body")
 	adminErr(t, "not an object", a.adminPost(t, "/session-auth/deactivate", `[1,2]`), 400, "want a JSON object")
 	adminErr(t, "two objects", a.adminPost(t, "/session-auth/deactivate", `{"username":"a"} {"username":"b"}`), 400, "one JSON object")
+	adminErr(t, "a stray bracket after the object", a.adminPost(t, "/session-auth/deactivate", `{"username":"a"}]`), 400, "one JSON object")
 
 	r := func() *response {
 		defer caddymodule.HoldHashSlots()() // released even if the request fails the test

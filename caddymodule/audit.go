@@ -60,8 +60,12 @@ type auditEntry struct {
 	extra     []zap.Field
 }
 
-func (s *SessionAuth) audit(e auditEntry) {
-	if s.auditLog == nil {
+func (s *SessionAuth) audit(e auditEntry) { writeAudit(s.auditLog, e) }
+
+// writeAudit writes e on an audit logger: a handler's, or the admin API's
+// of the same name.
+func writeAudit(log *zap.Logger, e auditEntry) {
+	if log == nil {
 		return
 	}
 	fields := make([]zap.Field, 0, 9+len(e.extra))
@@ -85,7 +89,7 @@ func (s *SessionAuth) audit(e auditEntry) {
 		fields = append(fields, zap.String("actor", e.actor))
 	}
 	fields = append(fields, e.extra...)
-	s.auditLog.Info(e.event, fields...)
+	log.Info(e.event, fields...)
 }
 
 // maxUserAgent bounds the user agent kept in the log and in a session.

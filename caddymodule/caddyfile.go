@@ -26,7 +26,6 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 	h.Reset()
 	h.Next()
 	return s, checkOneHandlerPerBlock(h) // checks.go
-
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
@@ -262,14 +261,14 @@ func (s *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&v) {
 				return d.ArgErr()
 			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return d.Errf("%s: invalid duration %q", name, v)
+			dur, err := parseDuration(name, v)
+			if err != nil {
+				return d.Err(err.Error())
 			}
 			if name == "smtp_timeout" {
-				s.SMTPTimeout = caddy.Duration(dur)
+				s.SMTPTimeout = dur
 			} else {
-				s.PasswordResetTimeout = caddy.Duration(dur)
+				s.PasswordResetTimeout = dur
 			}
 		case "login_page_title":
 			if !d.AllArgs(&s.LoginPageTitle) {

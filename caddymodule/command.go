@@ -334,9 +334,7 @@ groups (an array of names) and second_factors (what the user has, e.g.
 				return err
 			}
 			if flagBool(cmd, "json") {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(list)
+				return writeIndentedJSON(cmd.OutOrStdout(), list) // sessionadmin.go
 			}
 			return printTable(cmd.OutOrStdout(), list)
 		})

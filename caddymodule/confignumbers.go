@@ -32,6 +32,8 @@ var numberFields = []numberField{
 	{key: "max_body_bytes", max: maxBodyLimit, message: "max_body_size: invalid size %q"},
 	{key: "hash_concurrency", message: "hash_concurrency: want a positive integer, got %q"},
 	{key: "db_lock_timeout", duration: true, message: "db_lock_timeout: invalid duration %q"},
+	{key: "smtp_timeout", duration: true, message: "smtp_timeout: invalid duration %q"},
+	{key: "password_reset_timeout", duration: true, message: "password_reset_timeout: invalid duration %q"},
 	{parent: "login_throttle", key: "user_failures", message: "login_throttle: user_failures: want a positive integer, got %q"},
 	{parent: "login_throttle", key: "ip_failures", message: "login_throttle: ip_failures: want a positive integer, got %q"},
 	{parent: "login_throttle", key: "window", duration: true, message: "login_throttle: window: invalid duration %q"},
@@ -103,34 +105,36 @@ func (s *SessionAuth) checkNumbers() error {
 		return s.badNumber
 	}
 	type check struct {
-		bad bool
-		msg string
-		v   any
+		parent, key string // the numberFields entry, for its message
+		bad         bool
+		v           any
 	}
 	checks := []check{
-		{s.SessionMaxAge < 0, "session_cookie: invalid max age %q", s.SessionMaxAge},
-		{s.CSRFMaxAge < 0, "csrf_cookie: invalid max age %q", s.CSRFMaxAge},
-		{s.MaxBodyBytes < 0 || s.MaxBodyBytes > maxBodyLimit, "max_body_size: invalid size %q", s.MaxBodyBytes},
-		{s.HashConcurrency < 0, "hash_concurrency: want a positive integer, got %q", s.HashConcurrency},
-		{s.DBLockTimeout < 0, "db_lock_timeout: invalid duration %q", s.DBLockTimeout},
+		{"", "session_max_age", s.SessionMaxAge < 0, s.SessionMaxAge},
+		{"", "csrf_max_age", s.CSRFMaxAge < 0, s.CSRFMaxAge},
+		{"", "max_body_bytes", s.MaxBodyBytes < 0 || s.MaxBodyBytes > maxBodyLimit, s.MaxBodyBytes},
+		{"", "hash_concurrency", s.HashConcurrency < 0, s.HashConcurrency},
+		{"", "db_lock_timeout", s.DBLockTimeout < 0, s.DBLockTimeout},
+		{"", "smtp_timeout", s.SMTPTimeout < 0, s.SMTPTimeout},
+		{"", "password_reset_timeout", s.PasswordResetTimeout < 0, s.PasswordResetTimeout},
 	}
 	if lt := s.LoginThrottle; lt != nil {
 		checks = append(checks,
-			check{lt.UserFailures < 0, "login_throttle: user_failures: want a positive integer, got %q", lt.UserFailures},
-			check{lt.IPFailures < 0, "login_throttle: ip_failures: want a positive integer, got %q", lt.IPFailures},
-			check{lt.Window < 0, "login_throttle: window: invalid duration %q", lt.Window},
-			check{lt.Ban < 0, "login_throttle: ban: invalid duration %q", lt.Ban})
+			check{"login_throttle", "user_failures", lt.UserFailures < 0, lt.UserFailures},
+			check{"login_throttle", "ip_failures", lt.IPFailures < 0, lt.IPFailures},
+			check{"login_throttle", "window", lt.Window < 0, lt.Window},
+			check{"login_throttle", "ban", lt.Ban < 0, lt.Ban})
 	}
 	if lo := s.LoginLockout; lo != nil {
 		checks = append(checks,
-			check{lo.Failures < 0, "login_lockout: failures: want a positive integer, got %q", lo.Failures},
-			check{lo.Window < 0, "login_lockout: window: invalid duration %q", lo.Window},
-			check{lo.Ban < 0, "login_lockout: ban: invalid duration %q", lo.Ban})
+			check{"login_lockout", "failures", lo.Failures < 0, lo.Failures},
+			check{"login_lockout", "window", lo.Window < 0, lo.Window},
+			check{"login_lockout", "ban", lo.Ban < 0, lo.Ban})
 	}
 	if rt := s.RegisterThrottle; rt != nil {
 		checks = append(checks,
-			check{rt.Count < 0, "register_throttle: count: want a positive integer, got %q", rt.Count},
-			check{rt.Window < 0, "register_throttle: window: invalid duration %q", rt.Window})
+			check{"register_throttle", "count", rt.Count < 0, rt.Count},
+			check{"register_throttle", "window", rt.Window < 0, rt.Window})
 	}
 	for _, c := range checks {
 		if c.bad {
@@ -138,8 +142,19 @@ func (s *SessionAuth) checkNumbers() error {
 			if d, ok := c.v.(caddy.Duration); ok {
 				v = fmt.Sprint(time.Duration(d))
 			}
-			return fmt.Errorf(c.msg, v)
+			return fmt.Errorf(numberMessage(c.parent, c.key), v)
 		}
 	}
 	return nil
+}
+
+// numberMessage is the message of numberFields' entry for key (under
+// parent).
+func numberMessage(parent, key string) string {
+	for _, f := range numberFields {
+		if f.parent == parent && f.key == key {
+			return f.message
+		}
+	}
+	panic("confignumbers: no numberFields entry for " + parent + "." + key)
 }

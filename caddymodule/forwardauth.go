@@ -10,8 +10,9 @@ import (
 // the identity headers (and the identity token) for a live session that
 // the require rules let through, judged on X-Forwarded-Method and
 // X-Forwarded-Uri (unknown: every rule may apply); else the JSON 403 (or,
-// for a browser navigation without a session and with login_redirect set,
-// 302 to the sign-in page).
+// for a browser navigation without a session, or with one that may only
+// enrol a second factor, and with login_redirect set, 302 to the sign-in
+// page).
 // The original method and URI come from X-Forwarded-Method/-Uri, the
 // original origin from X-Forwarded-Host/-Proto, so unsafe requests and
 // WebSocket handshakes are held to the cross-site rules as on the gate.
@@ -44,7 +45,13 @@ func (s *SessionAuth) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := auth.who.user
+	// two_factor required: as on the gate, a browser whose session may only
+	// enrol goes to the sign-in page, which leads it through enrolment.
 	if s.needsEnrolment(auth.who) {
+		if s.wantsLoginRedirect(r, method) {
+			s.redirectToLogin(w, r.Header.Get("X-Forwarded-Uri"))
+			return
+		}
 		writeJSON(w, http.StatusForbidden, bodyEnrolmentRequired)
 		return
 	}

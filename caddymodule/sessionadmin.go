@@ -50,12 +50,20 @@ func (a storeAdmin) endSessions(ctx context.Context, r userRequest) (*userResult
 	if err != nil {
 		return nil, adminError(err, r.Username, "")
 	}
-	if a.sessionStores != nil {
-		for _, acc := range a.sessionStores() {
-			_ = endIndexed(acc, u.ID, "") // ended by the epoch already; this frees the store
-		}
-	}
+	a.freeSessions(u.ID)
 	return &userResult{User: infoOf(u), Changed: true}, nil
+}
+
+// freeSessions deletes the user's indexed sessions from the known stores
+// once an epoch change has ended them (nothing depends on it: it frees the
+// stores sooner than expiry would).
+func (a storeAdmin) freeSessions(userID int64) {
+	if a.sessionStores == nil {
+		return
+	}
+	for _, acc := range a.sessionStores() {
+		_ = endIndexed(acc, userID, "")
+	}
 }
 
 // setEmailVerified marks the user's address verified (an operator's word).

@@ -351,11 +351,7 @@ func (a storeAdmin) resetSecondFactor(ctx context.Context, r userRequest) (*user
 	if err != nil {
 		return nil, adminError(err, r.Username, "")
 	}
-	if a.sessionStores != nil {
-		for _, acc := range a.sessionStores() {
-			_ = endIndexed(acc, u.ID, "") // ended by the epoch already; this frees the store
-		}
-	}
+	a.freeSessions(u.ID) // sessionadmin.go
 	return &userResult{User: infoOf(u), Changed: len(had) > 0, Removed: had}, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/idtoken"
+	"github.com/caddy-session-auth/caddy-session-auth/caddymodule/sessions"
 )
 
 // `caddy validate` provisions the config as a start would, but nothing
@@ -53,7 +54,8 @@ func isValidateCommand(args []string) bool {
 
 // checkOffline checks, for `caddy validate`, what Provision would find
 // wrong when opening the stores, without opening them: the Redis settings
-// and files, and the identity token's key files.
+// and TLS files (sessions.TLSConfigFromFiles, as at start), and the
+// identity token's key files.
 func (s *SessionAuth) checkOffline() error {
 	if err := s.checkRedisSettings(); err != nil {
 		return err
@@ -67,6 +69,12 @@ func (s *SessionAuth) checkOffline() error {
 			}
 			if _, err := os.ReadFile(f.path); err != nil {
 				return fmt.Errorf("%s: %v", f.name, err)
+			}
+		}
+		// What the files hold, as openRedisBackend reads them at start.
+		if s.RedisTLSCA != "" || s.RedisTLSCert != "" || s.RedisTLSKey != "" {
+			if _, err := sessions.TLSConfigFromFiles(s.RedisTLSCA, s.RedisTLSCert, s.RedisTLSKey); err != nil {
+				return fmt.Errorf("redis TLS (redis_tls_ca, redis_tls_cert, redis_tls_key): %v", err)
 			}
 		}
 	}

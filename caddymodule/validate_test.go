@@ -51,6 +51,10 @@ func TestValidateOpensNoStore(t *testing.T) {
 	defer other.Close()
 	missing := filepath.Join(dir, "sub", "new.db")
 	deadRedis := fmt.Sprintf("redis://127.0.0.1:%d/0", freePort(t)) // nothing listens there
+	notPEM := filepath.Join(dir, "not-a-ca.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, c := range []struct{ users, extra, wantErr string }{
 		{locked, "", ""},
@@ -58,6 +62,7 @@ func TestValidateOpensNoStore(t *testing.T) {
 		{missing, "", ""},
 		{locked, "redis " + deadRedis + "\n\t\tredis_tls_ca /nonexistent/ca.pem", "redis_tls_ca: needs a rediss://"},
 		{locked, "redis rediss://127.0.0.1:1/0\n\t\tredis_tls_ca " + filepath.Join(dir, "no-ca.pem"), "redis_tls_ca: open"},
+		{locked, "redis rediss://127.0.0.1:1/0\n\t\tredis_tls_ca " + notPEM, "no PEM certificate"},
 		{locked, "identity_token\n\t\tidentity_token_key " + filepath.Join(dir, "no-key.pem"), "no-key.pem"},
 		{locked, "login_page login", "already one of the API's endpoints"},
 	} {
