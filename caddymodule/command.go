@@ -582,9 +582,12 @@ func openLocalAdmin(ctx context.Context, path string, mayCreate bool) (userAdmin
 	// Sessions kept in a bbolt users_db (no Redis) are listed and ended
 	// here too; the epoch ends the others.
 	if d.db != nil {
-		if ss, err := sessions.NewBoltStore(d.db, 0); err == nil {
-			sa.sessionStores = func() []sessionAccess { return []sessionAccess{{store: ss, index: ss}} }
+		ss, err := sessions.NewBoltStore(d.db, 0)
+		if err != nil {
+			d.Destruct()
+			return nil, nil, fmt.Errorf("opening the sessions in %s: %w", path, err)
 		}
+		sa.sessionStores = func() []sessionAccess { return []sessionAccess{{store: ss, index: ss}} }
 	}
 	return sa, d.Destruct, nil
 }
