@@ -28,6 +28,19 @@ var (
 	bodyLogoutAll       = []byte(`{"message":"Logged out of all sessions"}`)
 )
 
+// checkNewPassword adds to errs, under new_password2 as Django's
+// SetPasswordForm and PasswordChangeForm do, what is wrong with a new
+// password typed twice for u: the two differ, or the validators refuse it.
+func checkNewPassword(errs *accounts.FieldErrors, p1, p2 string, u *users.User) {
+	if p1 != p2 {
+		errs.Add("new_password2", msgNewPasswordsDiffer)
+		return
+	}
+	for _, msg := range accounts.CheckPassword(p2, u.Username, u.Email) {
+		errs.Add("new_password2", msg)
+	}
+}
+
 // currentPassword checks password against u's, the signed-in user's, as
 // a login: throttled and counted alike, checked before any hashing (a
 // wrong one is a failed login; a right one clears nothing). A wrong one
@@ -82,13 +95,7 @@ func (s *SessionAuth) changePassword(w http.ResponseWriter, r *http.Request, aut
 	newPassword, ok1 := stringField(data, "new_password", &errs)
 	newPassword2, ok2 := stringField(data, "new_password2", &errs)
 	if ok1 && ok2 {
-		if newPassword != newPassword2 {
-			errs.Add("new_password2", msgNewPasswordsDiffer)
-		} else {
-			for _, msg := range accounts.CheckPassword(newPassword2, u.Username, u.Email) {
-				errs.Add("new_password2", msg)
-			}
-		}
+		checkNewPassword(&errs, newPassword, newPassword2, u)
 	}
 	if !errs.Empty() {
 		writeValue(w, http.StatusBadRequest, &errs)
