@@ -17,7 +17,9 @@ import (
 // domain) for the passkeys and codes computed here for TOTP.
 
 // mfaBrowser drives one browser tab against a site on http://localhost
-// (WebAuthn has no relying party on an IP address).
+// (WebAuthn has no relying party on an IP address). Its do, text, eval,
+// visible and landOn are the browser tests' one set of tab helpers: other
+// browser tests wrap their tab in one (&mfaBrowser{t, s, ctx, base}).
 type mfaBrowser struct {
 	t     *testing.T
 	s     *site
