@@ -156,6 +156,8 @@ func TestHasherBoundWeightedByMemory(t *testing.T) {
 	pbkdf2Hash := "pbkdf2_sha256$1000$salt$" + pbkdf2Key("pw", "salt", 1000)
 	if p := run(pbkdf2Hash); p > 4 {
 		t.Errorf("%d pbkdf2 checks ran at once with 4 slots", p)
+	} else if p < 2 {
+		t.Errorf("8 pbkdf2 checks with 4 slots ran one at a time: each took more than one slot")
 	}
 	// A hash dearer than the whole bound still runs (alone).
 	huge := lowParams
