@@ -211,7 +211,7 @@ func TestTOTPEnrolAndLogin(t *testing.T) {
 				t.Fatalf("code without a pending login: %d %s", r.StatusCode, r.body)
 			}
 		}
-		// A password change ends the pending login.
+		// Signing out everywhere ends the pending login.
 		pending = s.passwordStep(t, "alice", "totp", "recovery_code")
 		full = sessionOf(t, s.codeStep(t, s.passwordStep(t, "alice", "totp", "recovery_code"), codes[2]))
 		if r := s.do(t, req{method: "POST", path: "/api/logout/all/", session: full, csrf: true}); r.StatusCode != 200 {
@@ -220,6 +220,23 @@ func TestTOTPEnrolAndLogin(t *testing.T) {
 		if r := s.codeStep(t, pending, codes[3]); r.StatusCode != 400 || !strings.Contains(string(r.body), "No sign-in is waiting") {
 			t.Fatalf("code after logout-all: %d %s", r.StatusCode, r.body)
 		}
+		// So does a password change (then changed back).
+		pending = s.passwordStep(t, "alice", "totp", "recovery_code")
+		full = sessionOf(t, s.codeStep(t, s.passwordStep(t, "alice", "totp", "recovery_code"), codes[6]))
+		changePassword := func(from, to string) {
+			t.Helper()
+			r := s.do(t, req{method: "POST", path: "/api/password/", session: full, csrf: true,
+				body: jsonBody(map[string]string{"old_password": from, "new_password": to, "new_password2": to})})
+			if r.StatusCode != 200 || r.cookie("sessionid") == nil {
+				t.Fatalf("password change: %d %s", r.StatusCode, r.body)
+			}
+			full.id = r.cookie("sessionid").Value
+		}
+		changePassword(strongPassword, "N3w-Secret-Words")
+		if r := s.codeStep(t, pending, codes[7]); r.StatusCode != 400 || !strings.Contains(string(r.body), "No sign-in is waiting") {
+			t.Fatalf("code after a password change: %d %s", r.StatusCode, r.body)
+		}
+		changePassword("N3w-Secret-Words", strongPassword)
 
 		// Disable: password and a code; then login is one step again.
 		full = sessionOf(t, s.codeStep(t, s.passwordStep(t, "alice", "totp", "recovery_code"), codes[4]))
