@@ -212,23 +212,6 @@ func (b *mfaBrowser) enrolTOTP() (string, []string) {
 	return secret, codes
 }
 
-// wrongCode is a 6-digit code that secret's steps around now do not give.
-func wrongCode(t *testing.T, secret string) string {
-	for _, c := range []string{"000000", "999999", "123123"} {
-		ok := true
-		for _, d := range []time.Duration{-30 * time.Second, 0, 30 * time.Second, 60 * time.Second} {
-			if totpCode(t, secret, time.Now().Add(d)) == c {
-				ok = false
-			}
-		}
-		if ok {
-			return c
-		}
-	}
-	t.Fatal("no wrong code")
-	return ""
-}
-
 // A passkey: added on the account page after signing in with the
 // password, then used to sign in with no password at all, and as the
 // second step after the password; then removed.
