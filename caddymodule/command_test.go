@@ -119,26 +119,8 @@ func byUsername(list []map[string]any, name string) map[string]any {
 // would see it.
 func readUser(t *testing.T, dbPath, username string) *users.User {
 	t.Helper()
-	var store users.Store
-	if userpg.IsURL(dbPath) {
-		st, err := userpg.Open(context.Background(), dbPath, userpg.Options{CacheSize: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		store = st
-	} else {
-		db, err := userbolt.OpenDB(dbPath, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		st, err := userbolt.NewStore(db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		store = st
-	}
+	store, closeStore := openStoreToClose(t, dbPath)
+	defer closeStore()
 	u, err := store.ByUsername(context.Background(), username)
 	if err != nil {
 		t.Fatalf("user %q: %v", username, err)

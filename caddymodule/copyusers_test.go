@@ -22,24 +22,33 @@ import (
 // CLI does, for reading what a command wrote; closed at cleanup.
 func openStore(t *testing.T, spec string) users.Store {
 	t.Helper()
+	st, closeStore := openStoreToClose(t, spec)
+	t.Cleanup(closeStore)
+	return st
+}
+
+// openStoreToClose is openStore, closed by the caller with the function
+// it returns (a bbolt file is locked while open: close it before a
+// command or Caddy opens it).
+func openStoreToClose(t *testing.T, spec string) (users.Store, func()) {
+	t.Helper()
 	if userpg.IsURL(spec) {
 		st, err := userpg.Open(context.Background(), spec, userpg.Options{CacheSize: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(st.Close)
-		return st
+		return st, st.Close
 	}
 	db, err := userbolt.OpenDB(spec, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
 	st, err := userbolt.NewStore(db)
 	if err != nil {
+		db.Close()
 		t.Fatal(err)
 	}
-	return st
+	return st, func() { db.Close() }
 }
 
 // dump reads every user and the identity token's key set of a database,
@@ -226,15 +235,8 @@ func TestCLICopyUsersAtomic(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "users.db")
 	pg := testpg.New(t)
 	func() {
-		db, err := userbolt.OpenDB(src, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		st, err := userbolt.NewStore(db)
-		if err != nil {
-			t.Fatal(err)
-		}
+		st, closeStore := openStoreToClose(t, src)
+		defer closeStore()
 		for _, u := range []*users.User{
 			{Username: "first", Email: "first@example.com", IsActive: true},
 			{Username: "second", Email: "second@example.com", IsActive: true},
@@ -260,21 +262,14 @@ func TestCLICopyUsersFactorsFailure(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "users.db")
 	pg := testpg.New(t)
 	func() {
-		db, err := userbolt.OpenDB(src, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		st, err := userbolt.NewStore(db)
-		if err != nil {
-			t.Fatal(err)
-		}
+		st, closeStore := openStoreToClose(t, src)
+		defer closeStore()
 		for _, name := range []string{"first", "second"} {
 			u := &users.User{Username: name, IsActive: true}
 			if err := st.Create(context.Background(), u); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := st.UpdateFactors(context.Background(), u.ID, func([]byte) ([]byte, error) { return []byte(name), nil }); err != nil {
+			if _, err := st.(users.Factors).UpdateFactors(context.Background(), u.ID, func([]byte) ([]byte, error) { return []byte(name), nil }); err != nil {
 				t.Fatal(err)
 			}
 		}
