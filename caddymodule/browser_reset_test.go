@@ -47,21 +47,8 @@ http://127.0.0.1:%d {
 	verifyMsg := mail.WaitFor(t, "kim@example.com", 10*time.Second, nil)
 
 	ctx := browserContext(t, browser)
-	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("body")))
-			t.Fatalf("%s: %v\npage: %.2000s", step, err, html)
-		}
-	}
-	text := func(id string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID(id)))
-		if err != nil {
-			t.Fatalf("text of #%s: %v", id, err)
-		}
-		return v
-	}
+	b := &mfaBrowser{t: t, s: s, ctx: ctx, base: s.base}
+	do, text := b.do, b.text
 	id := func(s string) chromedp.ID { return chromedp.ID(s) }
 
 	do("forgot password",

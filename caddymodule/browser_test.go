@@ -55,21 +55,8 @@ http://127.0.0.1:%d {
 
 	// The page's forms are hidden until its script runs, so every wait for
 	// a form also proves the CSP let the inline script through.
-	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("body")))
-			t.Fatalf("%s: %v\npage: %.2000s", step, err, html)
-		}
-	}
-	text := func(id string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID(id)))
-		if err != nil {
-			t.Fatalf("text of #%s: %v", id, err)
-		}
-		return v
-	}
+	b := &mfaBrowser{t: t, s: s, ctx: ctx, base: s.base}
+	do, text := b.do, b.text
 	location := func() string {
 		t.Helper()
 		v, err := chromedp.Run(ctx, chromedp.Location())
@@ -211,13 +198,7 @@ func TestBrowserSignInWithoutJavaScript(t *testing.T) {
 	browser := chromiumPath(t)
 	s := startSite(t, "", "login_redirect\nlogin_page_title \"Acme Books\"")
 	ctx := browserContext(t, browser, chromedp.Flag("blink-settings", "scriptEnabled=false"))
-	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("body")))
-			t.Fatalf("%s: %v\npage: %.2000s", step, err, html)
-		}
-	}
+	do := (&mfaBrowser{t: t, s: s, ctx: ctx, base: s.base}).do
 	id := func(s string) chromedp.ID { return chromedp.ID(s) }
 	echoed := func() string {
 		t.Helper()

@@ -17,7 +17,9 @@ import (
 // domain) for the passkeys and codes computed here for TOTP.
 
 // mfaBrowser drives one browser tab against a site on http://localhost
-// (WebAuthn has no relying party on an IP address).
+// (WebAuthn has no relying party on an IP address). Its do, text, eval,
+// visible and landOn are the browser tests' one set of tab helpers: other
+// browser tests wrap their tab in one (&mfaBrowser{t, s, ctx, base}).
 type mfaBrowser struct {
 	t     *testing.T
 	s     *site
@@ -208,23 +210,6 @@ func (b *mfaBrowser) enrolTOTP() (string, []string) {
 		b.t.Error("the setup form stays open after confirming")
 	}
 	return secret, codes
-}
-
-// wrongCode is a 6-digit code that secret's steps around now do not give.
-func wrongCode(t *testing.T, secret string) string {
-	for _, c := range []string{"000000", "999999", "123123"} {
-		ok := true
-		for _, d := range []time.Duration{-30 * time.Second, 0, 30 * time.Second, 60 * time.Second} {
-			if totpCode(t, secret, time.Now().Add(d)) == c {
-				ok = false
-			}
-		}
-		if ok {
-			return c
-		}
-	}
-	t.Fatal("no wrong code")
-	return ""
 }
 
 // A passkey: added on the account page after signing in with the

@@ -3,7 +3,6 @@ package caddymodule_test
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -109,7 +108,7 @@ http://127.0.0.1:%d {
 	cfg := filepath.Join(dir, "Caddyfile")
 	run := func(stdin string, args ...string) (string, string, error) {
 		cmd := exec.Command(bin, append([]string{"session-auth"}, args...)...)
-		cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_DATA_HOME="+filepath.Join(dir, "data"))
+		cmd.Env = caddyEnv(dir)
 		cmd.Stdin = strings.NewReader(stdin)
 		var out, errOut bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errOut

@@ -16,17 +16,11 @@ type sessionEntry struct {
 	Current   bool      `json:"current"`
 }
 
-// loginAs logs in with a user agent and returns the session.
+// loginUA logs in with a user agent and returns the session.
 func (s *site) loginUA(t testing.TB, username, password, ua string) *session {
 	t.Helper()
-	r := s.do(t, req{method: "POST", path: "/api/login/", body: jsonBody(map[string]string{"username": username, "password": password}),
-		headers: map[string]string{"User-Agent": ua}})
-	if r.StatusCode != 200 {
-		t.Fatalf("login %s: %d %s", username, r.StatusCode, r.body)
-	}
-	v := r.json(t)
-	return &session{id: r.cookie("sessionid").Value, csrfCookie: r.cookie("csrftoken").Value, token: v["csrf_token"].(string),
-		userID: v["user"].(map[string]any)["id"].(float64)}
+	return sessionOf(t, s.do(t, req{method: "POST", path: "/api/login/", body: jsonBody(map[string]string{"username": username, "password": password}),
+		headers: map[string]string{"User-Agent": ua}}))
 }
 
 func (s *site) sessionList(t testing.TB, sess *session) []sessionEntry {

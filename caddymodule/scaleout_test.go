@@ -187,8 +187,8 @@ func TestScaleOutThreeInstances(t *testing.T) {
 		t.Fatalf("logout on sidecar1: %d %s", st, body)
 	}
 	for i, p := range c.sidecars {
-		if st, body := get(t, c.client, p.base+"/app/page", cookie); st == 200 {
-			t.Errorf("sidecar%d still accepts the session logged out on sidecar1: %s", i+1, body)
+		if st, body := get(t, c.client, p.base+"/app/page", cookie); st != 403 {
+			t.Errorf("sidecar%d after the logout on sidecar1: %d %s, want 403", i+1, st, body)
 		}
 	}
 
@@ -205,8 +205,11 @@ func TestScaleOutThreeInstances(t *testing.T) {
 	done := time.Now()
 	for i, p := range c.sidecars {
 		for {
-			st, _ := get(t, c.client, p.base+"/app/page", cookie)
+			st, body := get(t, c.client, p.base+"/app/page", cookie)
 			if st != 200 {
+				if st != 403 {
+					t.Fatalf("sidecar%d, the user deactivated: %d %s, want 403", i+1, st, body)
+				}
 				t.Logf("sidecar%d refuses the deactivated user %v after the CLI returned", i+1, time.Since(done).Round(time.Microsecond))
 				break
 			}

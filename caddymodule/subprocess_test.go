@@ -73,6 +73,12 @@ type caddyProc struct {
 	exited chan struct{}
 }
 
+// caddyEnv is the environment of a caddy process the tests run: this
+// one's, with HOME and Caddy's config and data directories under dir.
+func caddyEnv(dir string) []string {
+	return append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_DATA_HOME="+filepath.Join(dir, "data"))
+}
+
 // startCaddyProc runs bin with caddyfile (written to dir), XDG dirs in dir
 // and env added to the environment, and waits until it answers on port.
 func startCaddyProc(t *testing.T, bin, dir, caddyfile string, port int, env ...string) *caddyProc {
@@ -89,9 +95,7 @@ func startCaddyProc(t *testing.T, bin, dir, caddyfile string, port int, env ...s
 	}
 	defer logFile.Close()
 	p.cmd = exec.Command(bin, "run", "--config", cfgPath, "--adapter", "caddyfile")
-	p.cmd.Env = append(os.Environ(),
-		"HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_DATA_HOME="+filepath.Join(dir, "data"))
-	p.cmd.Env = append(p.cmd.Env, env...)
+	p.cmd.Env = append(caddyEnv(dir), env...)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test
 	if err := p.cmd.Start(); err != nil {

@@ -40,6 +40,24 @@ func totpCode(t testing.TB, secret string, at time.Time) string {
 	return c
 }
 
+// wrongCode is a 6-digit code that secret's steps around now do not give.
+func wrongCode(t *testing.T, secret string) string {
+	t.Helper()
+	for _, c := range []string{"000000", "999999", "123123"} {
+		ok := true
+		for _, d := range []time.Duration{-30 * time.Second, 0, 30 * time.Second, 60 * time.Second} {
+			if totpCode(t, secret, time.Now().Add(d)) == c {
+				ok = false
+			}
+		}
+		if ok {
+			return c
+		}
+	}
+	t.Fatal("no wrong code")
+	return ""
+}
+
 // stateCookie is the pending login's cookie header.
 func stateCookie(t testing.TB, r *response) map[string]string {
 	t.Helper()
@@ -169,10 +187,8 @@ func TestTOTPEnrolAndLogin(t *testing.T) {
 		if r := s.do(t, req{method: "GET", path: "/app", headers: pending}); r.StatusCode != 403 {
 			t.Fatalf("gated request with only the pending cookie: %d %s", r.StatusCode, r.body)
 		}
-		if r := s.codeStep(t, pending, "000000"); r.StatusCode != 400 || string(r.body) != `{"code":["Invalid code."]}` {
-			if totpCode(t, secret, time.Now()) != "000000" {
-				t.Fatalf("wrong code: %d %s", r.StatusCode, r.body)
-			}
+		if r := s.codeStep(t, pending, wrongCode(t, secret)); r.StatusCode != 400 || string(r.body) != `{"code":["Invalid code."]}` {
+			t.Fatalf("wrong code: %d %s", r.StatusCode, r.body)
 		}
 		if r := s.codeStep(t, pending, ""); r.StatusCode != 400 || !strings.Contains(string(r.body), `"code"`) {
 			t.Fatalf("blank code: %d %s", r.StatusCode, r.body)
@@ -211,7 +227,7 @@ func TestTOTPEnrolAndLogin(t *testing.T) {
 				t.Fatalf("code without a pending login: %d %s", r.StatusCode, r.body)
 			}
 		}
-		// A password change ends the pending login.
+		// Signing out everywhere ends the pending login.
 		pending = s.passwordStep(t, "alice", "totp", "recovery_code")
 		full = sessionOf(t, s.codeStep(t, s.passwordStep(t, "alice", "totp", "recovery_code"), codes[2]))
 		if r := s.do(t, req{method: "POST", path: "/api/logout/all/", session: full, csrf: true}); r.StatusCode != 200 {
@@ -220,6 +236,23 @@ func TestTOTPEnrolAndLogin(t *testing.T) {
 		if r := s.codeStep(t, pending, codes[3]); r.StatusCode != 400 || !strings.Contains(string(r.body), "No sign-in is waiting") {
 			t.Fatalf("code after logout-all: %d %s", r.StatusCode, r.body)
 		}
+		// So does a password change (then changed back).
+		pending = s.passwordStep(t, "alice", "totp", "recovery_code")
+		full = sessionOf(t, s.codeStep(t, s.passwordStep(t, "alice", "totp", "recovery_code"), codes[6]))
+		changePassword := func(from, to string) {
+			t.Helper()
+			r := s.do(t, req{method: "POST", path: "/api/password/", session: full, csrf: true,
+				body: jsonBody(map[string]string{"old_password": from, "new_password": to, "new_password2": to})})
+			if r.StatusCode != 200 || r.cookie("sessionid") == nil {
+				t.Fatalf("password change: %d %s", r.StatusCode, r.body)
+			}
+			full.id = r.cookie("sessionid").Value
+		}
+		changePassword(strongPassword, "N3w-Secret-Words")
+		if r := s.codeStep(t, pending, codes[7]); r.StatusCode != 400 || !strings.Contains(string(r.body), "No sign-in is waiting") {
+			t.Fatalf("code after a password change: %d %s", r.StatusCode, r.body)
+		}
+		changePassword("N3w-Secret-Words", strongPassword)
 
 		// Disable: password and a code; then login is one step again.
 		full = sessionOf(t, s.codeStep(t, s.passwordStep(t, "alice", "totp", "recovery_code"), codes[4]))

@@ -109,7 +109,7 @@ http://127.0.0.1:%d {
 `, port, dbPath)
 	startCaddyProc(t, bin, dir, caddyfile, port)
 	cfgPath := filepath.Join(dir, "Caddyfile")
-	env := append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_DATA_HOME="+filepath.Join(dir, "data"))
+	env := caddyEnv(dir)
 
 	for _, args := range [][]string{
 		{"validate", "--config", cfgPath, "--adapter", "caddyfile"},

@@ -279,9 +279,10 @@ func TestParamsValidate(t *testing.T) {
 	NewHasher(Params{SaltLen: 1}, 1)
 }
 
-func TestConcurrencyBound(t *testing.T) {
-	const limit = 2
-	h := NewHasher(lowParams, limit)
+// trackPeak makes h record how many computations hold its slots at once;
+// each holds them for hold more, to widen the window for overlap. The
+// returned counter is the peak since it was last stored.
+func trackPeak(h *Hasher, hold time.Duration) *atomic.Int32 {
 	var cur, peak atomic.Int32
 	h.inSlot = func() {
 		n := cur.Add(1)
@@ -291,9 +292,16 @@ func TestConcurrencyBound(t *testing.T) {
 				break
 			}
 		}
-		time.Sleep(2 * time.Millisecond) // widen the window for overlap
+		time.Sleep(hold)
 		cur.Add(-1)
 	}
+	return &peak
+}
+
+func TestConcurrencyBound(t *testing.T) {
+	const limit = 2
+	h := NewHasher(lowParams, limit)
+	peak := trackPeak(h, 2*time.Millisecond)
 	ctx := context.Background()
 	encoded, err := h.Hash(ctx, "pw")
 	if err != nil {

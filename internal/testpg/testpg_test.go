@@ -2,6 +2,7 @@ package testpg
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 )
@@ -35,7 +36,10 @@ func TestNewGivesFreshSchemas(t *testing.T) {
 func TestPrivateCluster(t *testing.T) {
 	bin := binDir()
 	if bin == "" {
-		t.Skip("SKIPPING: no PostgreSQL binaries in /usr/lib/postgresql/*/bin")
+		if os.Getenv(EnvRequire) == "1" {
+			t.Fatalf("no PostgreSQL binaries in /usr/lib/postgresql/*/bin and %s=1 (Debian package postgresql)", EnvRequire)
+		}
+		t.Skipf("SKIPPING: no PostgreSQL binaries in /usr/lib/postgresql/*/bin (set %s=1 to make this a failure)", EnvRequire)
 	}
 	c, err := startCluster(bin)
 	if err != nil {
