@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -205,15 +204,7 @@ func (s *SessionAuth) listSessions(w http.ResponseWriter, r *http.Request, auth 
 
 // sessionItemPath returns the id of a DELETE <api>/sessions/<id>/ path.
 func (s *SessionAuth) sessionItemPath(path string) (string, bool) {
-	rest, ok := strings.CutPrefix(path, s.APIPrefix+"/sessions/")
-	if !ok || rest == "" {
-		return "", false
-	}
-	id := strings.TrimSuffix(rest, "/")
-	if id == "" || strings.Contains(id, "/") {
-		return "", false
-	}
-	return id, true
+	return s.apiItemID(path, "/sessions/")
 }
 
 // sessionItem is the endpoint of DELETE <api>/sessions/<id>/.

@@ -61,15 +61,8 @@ func (s *SessionAuth) twoFactorRoutes() []route {
 
 // passkeyItemPath returns the id of a DELETE <api>/2fa/passkeys/<id>/ path.
 func (s *SessionAuth) passkeyItemPath(path string) (string, bool) {
-	rest, ok := strings.CutPrefix(path, s.APIPrefix+"/2fa/passkeys/")
-	if !ok || rest == "" {
-		return "", false
-	}
-	id := strings.TrimSuffix(rest, "/")
-	if id == "" || strings.Contains(id, "/") || id == "register" {
-		return "", false
-	}
-	return id, true
+	id, ok := s.apiItemID(path, "/2fa/passkeys/")
+	return id, ok && id != "register"
 }
 
 // passkeyItem is the endpoint of DELETE <api>/2fa/passkeys/<id>/.
