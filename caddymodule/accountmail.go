@@ -478,13 +478,7 @@ func (s *SessionAuth) passwordResetConfirm(w http.ResponseWriter, r *http.Reques
 		s.storeFailure(w, "reading the user", err)
 		return
 	}
-	if p1 != p2 {
-		errs.Add("new_password2", msgNewPasswordsDiffer)
-	} else {
-		for _, msg := range accounts.CheckPassword(p2, u.Username, u.Email) {
-			errs.Add("new_password2", msg)
-		}
-	}
+	checkNewPassword(p1, p2, u, &errs)
 	if !errs.Empty() {
 		writeValue(w, http.StatusBadRequest, &errs)
 		return

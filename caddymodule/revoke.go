@@ -63,6 +63,18 @@ func (s *SessionAuth) currentPassword(w http.ResponseWriter, r *http.Request, u 
 	return true
 }
 
+// checkNewPassword adds to errs under new_password2 what Django's
+// SetPasswordForm says of a new password and its confirmation for u.
+func checkNewPassword(p1, p2 string, u *users.User, errs *accounts.FieldErrors) {
+	if p1 != p2 {
+		errs.Add("new_password2", msgNewPasswordsDiffer)
+		return
+	}
+	for _, msg := range accounts.CheckPassword(p2, u.Username, u.Email) {
+		errs.Add("new_password2", msg)
+	}
+}
+
 // changePassword serves POST <prefix>/password/ with old_password,
 // new_password and new_password2, as Django's PasswordChangeForm checks
 // them. On success the user's other sessions end; this one goes on under a
@@ -82,13 +94,7 @@ func (s *SessionAuth) changePassword(w http.ResponseWriter, r *http.Request, aut
 	newPassword, ok1 := stringField(data, "new_password", &errs)
 	newPassword2, ok2 := stringField(data, "new_password2", &errs)
 	if ok1 && ok2 {
-		if newPassword != newPassword2 {
-			errs.Add("new_password2", msgNewPasswordsDiffer)
-		} else {
-			for _, msg := range accounts.CheckPassword(newPassword2, u.Username, u.Email) {
-				errs.Add("new_password2", msg)
-			}
-		}
+		checkNewPassword(newPassword, newPassword2, u, &errs)
 	}
 	if !errs.Empty() {
 		writeValue(w, http.StatusBadRequest, &errs)
