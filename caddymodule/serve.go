@@ -115,11 +115,12 @@ func (s *SessionAuth) gate(w http.ResponseWriter, r *http.Request, next caddyhtt
 	// may only enrol one (browsers are sent to the sign-in page, which
 	// leads them through it).
 	if s.needsEnrolment(auth.who) {
-		s.counters.gateForbidden.Inc()
 		if s.wantsLoginRedirect(r, r.Method) {
+			s.counters.gateRedirected.Inc()
 			s.redirectToLogin(w, r.URL.RequestURI())
 			return nil
 		}
+		s.counters.gateForbidden.Inc()
 		writeJSON(w, http.StatusForbidden, bodyEnrolmentRequired)
 		return nil
 	}
