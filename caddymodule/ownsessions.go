@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -116,7 +115,7 @@ func (s *SessionAuth) indexSession(r *http.Request, u *users.User, token string,
 
 // forgetSessions drops the user's sessions from the index and the store,
 // all but keep (a token, or ""), once an epoch change has ended them.
-func (s *SessionAuth) forgetSessions(_ context.Context, userID int64, keep string) {
+func (s *SessionAuth) forgetSessions(userID int64, keep string) {
 	if err := endIndexed(s.sessAccess, userID, keep); err != nil {
 		s.logger.Warn("could not clear the user's session list (the sessions have ended all the same)",
 			zap.Int64("user_id", userID), zap.Error(err))

@@ -351,7 +351,7 @@ func (s *SessionAuth) firstFactorAdded(w http.ResponseWriter, r *http.Request, p
 		return false
 	}
 	s.indexSession(r, u, token, expiry)
-	s.forgetSessions(r.Context(), u.ID, token)
+	s.forgetSessions(u.ID, token)
 	s.setSessionCookie(w, r, token)
 	return true
 }
