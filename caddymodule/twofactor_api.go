@@ -184,7 +184,7 @@ func (s *SessionAuth) pendingUser(w http.ResponseWriter, r *http.Request, svc *m
 		return nil, nil
 	}
 	if err != nil {
-		s.storeFailure(w, "reading user", err)
+		s.storeFailure(w, "reading the user", err)
 		return nil, nil
 	}
 	if !u.IsActive || u.SessionEpoch != st.Epoch {
@@ -710,7 +710,7 @@ func (s *SessionAuth) passkeyLoginFinish(w http.ResponseWriter, r *http.Request,
 				writeJSON(w, http.StatusBadRequest, bodyPasskeyFailed)
 				return
 			}
-			s.storeFailure(w, "reading user", err)
+			s.storeFailure(w, "reading the user", err)
 			return
 		}
 	}
