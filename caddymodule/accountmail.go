@@ -491,7 +491,7 @@ func (s *SessionAuth) passwordResetConfirm(w http.ResponseWriter, r *http.Reques
 		s.storeFailure(w, "resetting the password", err)
 		return
 	}
-	s.forgetSessions(r.Context(), u.ID, "")
+	s.forgetSessions(u.ID, "")
 	s.audit(auditEntry{event: auditPasswordReset, user: u, r: r})
 	writeJSON(w, http.StatusOK, bodyResetDone)
 }

@@ -258,12 +258,9 @@ func (s *SessionAuth) login(w http.ResponseWriter, r *http.Request, _ authResult
 	if err != nil {
 		result = resultBadCredentials
 		s.loginFailed(att)
+		reason := failReason(err) // bad_credentials or inactive
 		s.logger.Info("login failed", zap.String("username", loggableUsername(username)), zap.String("client_ip", clientIP(r)),
-			zap.String("reason", failReason(err)))
-		reason := reasonBadCredentials
-		if errors.Is(err, accounts.ErrInactive) {
-			reason = reasonInactive
-		}
+			zap.String("reason", reason))
 		s.audit(auditEntry{event: auditLoginFailed, username: username, r: r, reason: reason})
 		writeJSON(w, http.StatusBadRequest, bodyBadCredentials)
 		return

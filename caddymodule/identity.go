@@ -181,19 +181,7 @@ func (n headerNames) setIdentity(h http.Header, id, groups, token string, u *use
 	// One backing array for every value (one allocation, not one per
 	// header); each header gets its own element with cap 1, so a later
 	// handler that edits or appends to one cannot touch another.
-	verified := "false"
-	if u.EmailVerified {
-		verified = "true"
-	}
-	size := 5
-	if n.token != "" {
-		size = 6
-	}
-	all := make([]string, size)
-	all[0], all[1], all[2], all[3], all[4] = id, u.Username, u.Email, groups, verified
-	if n.token != "" {
-		all[5] = token
-	}
+	all := []string{id, u.Username, u.Email, groups, strconv.FormatBool(u.EmailVerified), token}
 	h[n.userID] = all[0:1:1]
 	h[n.username] = all[1:2:2]
 	h[n.email] = all[2:3:3]

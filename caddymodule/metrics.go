@@ -55,7 +55,7 @@ func initMetrics(registry *prometheus.Registry) error {
 		}, []string{"result", siteLabel})
 		metrics.gate = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "gate_decisions_total",
-			Help: "Gate decisions on proxied paths: allowed, public, denied, redirected (to sign in), csrf_failed, forbidden (a require rule), error.",
+			Help: "Gate decisions on proxied paths: allowed, public, denied, redirected (to sign in), csrf_failed, forbidden (a require rule, or a second factor to enrol), error.",
 		}, []string{"result", siteLabel})
 		metrics.throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "throttled_requests_total",

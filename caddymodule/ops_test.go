@@ -150,3 +150,54 @@ func TestHealth(t *testing.T) {
 		}
 	})
 }
+
+// Under two_factor required, a browser whose session still has to enrol a
+// second factor is sent to sign in: a redirect in the gate's counters, as
+// the redirect of a browser without a session is, not a refusal; an API
+// client's 403 is one.
+func TestEnrolmentGateCounted(t *testing.T) {
+	s := startSite(t, "", "")
+	mport := freePort(t)
+	s.load(fmt.Sprintf(`{
+	admin off
+	persist_config off
+	servers :%d {
+		name enrolment-gate
+	}
+}
+
+http://127.0.0.1:%d {
+	session_auth {
+		users_db %s
+		login_redirect
+		two_factor required group:admins
+	}
+	reverse_proxy %s
+}
+
+http://127.0.0.1:%d {
+	metrics
+}
+`, s.port, s.port, s.dbPath, strings.TrimPrefix(s.upstream.URL, "http://"), mport))
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d", mport)
+	const (
+		redirected = `caddy_session_auth_gate_decisions_total{result="redirected",site="enrolment-gate"}`
+		forbidden  = `caddy_session_auth_gate_decisions_total{result="forbidden",site="enrolment-gate"}`
+	)
+	ada := s.newMember(t, "ada", false, false, "admins")
+	r0, f0 := metricValue(t, s, metricsURL, redirected), metricValue(t, s, metricsURL, forbidden)
+	r := s.do(t, req{method: "GET", path: "/app/page", session: ada.session, headers: map[string]string{"Accept": "text/html"}})
+	if r.StatusCode != 302 || !strings.Contains(r.Header.Get("Location"), "next=") {
+		t.Fatalf("browser with an enrolment-only session: %d %q", r.StatusCode, r.Header.Get("Location"))
+	}
+	if r1, f1 := metricValue(t, s, metricsURL, redirected), metricValue(t, s, metricsURL, forbidden); r1 != r0+1 || f1 != f0 {
+		t.Errorf("after the redirect: redirected %v→%v, forbidden %v→%v; want +1, +0", r0, r1, f0, f1)
+	}
+	r = s.do(t, req{method: "GET", path: "/app/page", session: ada.session})
+	if r.StatusCode != 403 {
+		t.Fatalf("API client with an enrolment-only session: %d %s", r.StatusCode, r.body)
+	}
+	if f2 := metricValue(t, s, metricsURL, forbidden); f2 != f0+1 {
+		t.Errorf("after the 403: forbidden %v→%v, want +1", f0, f2)
+	}
+}

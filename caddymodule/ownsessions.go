@@ -1,11 +1,9 @@
 package caddymodule
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,7 +115,7 @@ func (s *SessionAuth) indexSession(r *http.Request, u *users.User, token string,
 
 // forgetSessions drops the user's sessions from the index and the store,
 // all but keep (a token, or ""), once an epoch change has ended them.
-func (s *SessionAuth) forgetSessions(_ context.Context, userID int64, keep string) {
+func (s *SessionAuth) forgetSessions(userID int64, keep string) {
 	if err := endIndexed(s.sessAccess, userID, keep); err != nil {
 		s.logger.Warn("could not clear the user's session list (the sessions have ended all the same)",
 			zap.Int64("user_id", userID), zap.Error(err))
@@ -205,15 +203,7 @@ func (s *SessionAuth) listSessions(w http.ResponseWriter, r *http.Request, auth 
 
 // sessionItemPath returns the id of a DELETE <api>/sessions/<id>/ path.
 func (s *SessionAuth) sessionItemPath(path string) (string, bool) {
-	rest, ok := strings.CutPrefix(path, s.APIPrefix+"/sessions/")
-	if !ok || rest == "" {
-		return "", false
-	}
-	id := strings.TrimSuffix(rest, "/")
-	if id == "" || strings.Contains(id, "/") {
-		return "", false
-	}
-	return id, true
+	return s.apiItemID(path, "/sessions/")
 }
 
 // sessionItem is the endpoint of DELETE <api>/sessions/<id>/.

@@ -144,7 +144,7 @@ func (s *SessionAuth) changePassword(w http.ResponseWriter, r *http.Request, aut
 		s.logger.Warn("could not delete the replaced session", zap.Error(err))
 	}
 	s.indexSession(r, u, token, expiry)
-	s.forgetSessions(r.Context(), u.ID, token)
+	s.forgetSessions(u.ID, token)
 	s.setSessionCookie(w, r, token)
 	s.logger.Info("password changed; other sessions ended", zap.Int64("user_id", u.ID),
 		zap.String("username", u.Username), zap.String("client_ip", clientIP(r)))
@@ -163,7 +163,7 @@ func (s *SessionAuth) logoutAll(w http.ResponseWriter, r *http.Request, auth aut
 	if err := s.sessions.Destroy(auth.who.ctx); err != nil {
 		s.logger.Warn("could not delete the ended session", zap.Error(err))
 	}
-	s.forgetSessions(r.Context(), u.ID, "")
+	s.forgetSessions(u.ID, "")
 	s.expireSessionCookie(w, r)
 	s.logger.Info("logout from all sessions", zap.Int64("user_id", u.ID), zap.String("username", u.Username),
 		zap.String("client_ip", clientIP(r)))

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
@@ -40,6 +41,25 @@ func (s *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 		return nil
 	}
 	return s.gate(w, r, next)
+}
+
+// apiItemID returns the id of an <api><collection><id>/ path (the last
+// slash optional). ServeHTTP asks it of every request, so the prefix is
+// matched in two steps rather than built (no concatenation, no allocation
+// for a long api_prefix).
+func (s *SessionAuth) apiItemID(path, collection string) (string, bool) {
+	rest, ok := strings.CutPrefix(path, s.APIPrefix)
+	if !ok {
+		return "", false
+	}
+	if rest, ok = strings.CutPrefix(rest, collection); !ok {
+		return "", false
+	}
+	id := strings.TrimSuffix(rest, "/")
+	if id == "" || strings.Contains(id, "/") {
+		return "", false
+	}
+	return id, true
 }
 
 // redirectSlash sends a slash-less API path to its slashed form with 308,
@@ -95,11 +115,12 @@ func (s *SessionAuth) gate(w http.ResponseWriter, r *http.Request, next caddyhtt
 	// may only enrol one (browsers are sent to the sign-in page, which
 	// leads them through it).
 	if s.needsEnrolment(auth.who) {
-		s.counters.gateForbidden.Inc()
 		if s.wantsLoginRedirect(r, r.Method) {
+			s.counters.gateRedirected.Inc()
 			s.redirectToLogin(w, r.URL.RequestURI())
 			return nil
 		}
+		s.counters.gateForbidden.Inc()
 		writeJSON(w, http.StatusForbidden, bodyEnrolmentRequired)
 		return nil
 	}

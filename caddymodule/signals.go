@@ -35,7 +35,9 @@ var (
 	storeErrorWhiles = []string{"changing password", "checking credentials", "checking the login throttle",
 		"checking the registration throttle", "creating user", "ending all sessions", "ending session",
 		"looking up username", "reading session", "reading the identity token keys", "signing the identity token",
-		"starting session", "reading second factors", "changing second factors", "reading user"}
+		"starting session", "reading second factors", "changing second factors", "reading the user",
+		"checking the mail throttle", "ending a session", "listing sessions", "loading the token key",
+		"resetting the password", "verifying the e-mail address"}
 )
 
 // siteMetrics are one handler's counters, labelled with its site, the

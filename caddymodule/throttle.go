@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -457,7 +456,7 @@ func writeThrottled(w http.ResponseWriter, wait time.Duration) {
 		writeDetail(w, http.StatusTooManyRequests, "Request was throttled.")
 		return
 	}
-	secs := max(1, int64(math.Ceil(wait.Seconds())))
+	secs := max(1, seconds(wait))
 	n := strconv.FormatInt(secs, 10)
 	unit := " seconds."
 	if secs == 1 {

@@ -61,15 +61,8 @@ func (s *SessionAuth) twoFactorRoutes() []route {
 
 // passkeyItemPath returns the id of a DELETE <api>/2fa/passkeys/<id>/ path.
 func (s *SessionAuth) passkeyItemPath(path string) (string, bool) {
-	rest, ok := strings.CutPrefix(path, s.APIPrefix+"/2fa/passkeys/")
-	if !ok || rest == "" {
-		return "", false
-	}
-	id := strings.TrimSuffix(rest, "/")
-	if id == "" || strings.Contains(id, "/") || id == "register" {
-		return "", false
-	}
-	return id, true
+	id, ok := s.apiItemID(path, "/2fa/passkeys/")
+	return id, ok && id != "register"
 }
 
 // passkeyItem is the endpoint of DELETE <api>/2fa/passkeys/<id>/.
@@ -191,7 +184,7 @@ func (s *SessionAuth) pendingUser(w http.ResponseWriter, r *http.Request, svc *m
 		return nil, nil
 	}
 	if err != nil {
-		s.storeFailure(w, "reading user", err)
+		s.storeFailure(w, "reading the user", err)
 		return nil, nil
 	}
 	if !u.IsActive || u.SessionEpoch != st.Epoch {
@@ -370,7 +363,7 @@ func (s *SessionAuth) firstFactorAdded(w http.ResponseWriter, r *http.Request, p
 		return false
 	}
 	s.indexSession(r, u, token, expiry)
-	s.forgetSessions(r.Context(), u.ID, token)
+	s.forgetSessions(u.ID, token)
 	s.setSessionCookie(w, r, token)
 	return true
 }
@@ -725,7 +718,7 @@ func (s *SessionAuth) passkeyLoginFinish(w http.ResponseWriter, r *http.Request,
 				writeJSON(w, http.StatusBadRequest, bodyPasskeyFailed)
 				return
 			}
-			s.storeFailure(w, "reading user", err)
+			s.storeFailure(w, "reading the user", err)
 			return
 		}
 	}

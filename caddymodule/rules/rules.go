@@ -117,10 +117,6 @@ func IsMethod(m string) bool {
 // IsPattern reports whether p is written as a path pattern.
 func IsPattern(p string) bool { return p != "" && (p[0] == '/' || p[0] == '*') }
 
-// allows reports whether u passes the rule (superusers pass every rule;
-// the caller has already let them through).
-func (r *Rule) allows(u *users.User) bool { return r.Matches(u) }
-
 // Who is a list of who may pass, as in a require rule: staff, superusers,
 // members of groups (any of them). The zero Who matches nobody.
 type Who struct {
@@ -150,11 +146,6 @@ func CompileWho(words []string) (*Who, error) {
 	}
 	w.groups = users.SortGroups(w.groups)
 	return w, nil
-}
-
-// IsWho reports whether word is written as a who-word.
-func IsWho(word string) bool {
-	return word == WhoStaff || word == WhoSuperuser || strings.HasPrefix(word, WhoGroupPrefix)
 }
 
 // Matches reports whether u is one of w (by its flags and groups only:
@@ -259,7 +250,7 @@ func (s *Set) allowsMethod(u *users.User, m string, target *url.URL) (ok, method
 			}
 			if !decided && r.coversMethod(m) {
 				decided = true
-				if !r.allows(u) {
+				if !r.Matches(u) {
 					ok = false
 				}
 			}
@@ -271,7 +262,7 @@ func (s *Set) allowsMethod(u *users.User, m string, target *url.URL) (ok, method
 	for i := range s.rules {
 		r := &s.rules[i]
 		methodRule = methodRule || len(r.methods) > 0
-		if r.coversMethod(m) && !r.allows(u) {
+		if r.coversMethod(m) && !r.Matches(u) {
 			return false, methodRule
 		}
 	}

@@ -374,11 +374,16 @@ func (tc *trackingCache) invalidation(data interface{}) bool {
 			tc.invalidate(true)
 			return false
 		}
-		if t, ok := strings.CutPrefix(string(b), tc.prefix); ok {
+		// The user index's hashes share the prefix (BCAST tracks them too):
+		// a write to one (a login, a last-seen mark) caches nothing, so it
+		// neither takes the lock nor fails the fills in flight.
+		if t, ok := strings.CutPrefix(string(b), tc.prefix); ok && !strings.HasPrefix(t, userKeyInfix) {
 			tokens = append(tokens, t)
 		}
 	}
-	tc.invalidate(false, tokens...)
+	if len(tokens) > 0 {
+		tc.invalidate(false, tokens...)
+	}
 	return true
 }
 

@@ -668,3 +668,37 @@ func TestRedisCacheNewRunID(t *testing.T) {
 		t.Error("the new run_id was not logged")
 	}
 }
+
+// The user index's hashes live under the session prefix, so Redis tells
+// the cache of every write to them (a login, a last-seen mark): those
+// must not fail the fills in flight (a generation bump) as a session's
+// change does, or busy sites would keep missing the cache.
+func TestRedisCacheIgnoresUserIndex(t *testing.T) {
+	srv := testredis.Start(t)
+	a := cachedStore(t, openClient(t, srv.URL(), RedisOptions{}), srv.Prefix, 100)
+	other := NewRedisStore(openClient(t, srv.URL(), RedisOptions{}), srv.Prefix, 0)
+	gen := func() uint64 {
+		a.cache.mu.RLock()
+		defer a.cache.mu.RUnlock()
+		return a.cache.gen
+	}
+	g0 := gen()
+	exp := time.Now().Add(hour)
+	if err := other.AddUserSession(7, SessionInfo{Key: "k1", Expiry: exp}); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.TouchUserSession(7, "k1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.RemoveUserSessions(7, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	// A session written after them: its invalidation comes after theirs.
+	if err := other.Commit("barrier", session(t, exp, "b"), exp); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, func() bool { return gen() > g0 })
+	if g := gen(); g != g0+1 {
+		t.Errorf("generation went from %d to %d: the user index's writes failed fills as sessions' do", g0, g)
+	}
+}

@@ -182,8 +182,12 @@ func (s *BoltStore) RemoveUserSessions(user int64, keys ...string) error {
 // SessionInfo (JSON), field <key>:seen the last-seen time (unix seconds),
 // written apart so that touching never rewrites the rest.
 func (s *RedisStore) userKey(user int64) string {
-	return s.prefix + "user:" + strconv.FormatInt(user, 10)
+	return s.prefix + userKeyInfix + strconv.FormatInt(user, 10)
 }
+
+// userKeyInfix follows the key prefix in the index's hashes; session keys
+// (base64url) never hold its ':', so the session cache tells them apart.
+const userKeyInfix = "user:"
 
 const seenSuffix = ":seen"
 
